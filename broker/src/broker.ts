@@ -1,0 +1,264 @@
+import type { Duplex } from 'node:stream';
+import type { IConnectPacket, IConnackPacket, QoS } from 'mqtt-packet';
+import type { Logger } from 'pino';
+import type { Config } from './config/types.js';
+import { Connection, type Peer } from './connection/connection.js';
+import { HookRegistry } from './hooks/registry.js';
+import type { ClientInfo } from './hooks/types.js';
+import { TcpListener } from './listeners/tcp.js';
+import type { Bound, Listener } from './listeners/types.js';
+import { WebSocketListener } from './listeners/websocket.js';
+import { Message } from './message/message.js';
+import { RC } from './protocol/reason-codes.js';
+import { Router } from './routing/router.js';
+import type { SharedGroup } from './routing/shared.js';
+import type { Subscription } from './routing/subscription.js';
+import { Session, type SessionContext, type Will } from './session/session.js';
+import { Stats } from './stats.js';
+import { SysPublisher } from './sys/sys.js';
+
+/** Session Expiry Interval meaning "never" [MQTT-3.1.2-? v5 3.1.2.11.2]. */
+const NEVER = 0xffffffff;
+
+/**
+ * Wiring and lifecycle of one smq node: listeners, connections, sessions, routing and hooks.
+ */
+export class Broker implements SessionContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly hooks: HookRegistry;
+  readonly router: Router;
+  readonly stats = new Stats();
+  readonly version: string;
+  /** Sessions by client id, live or waiting for their client. */
+  readonly sessions = new Map<string, Session>();
+  /** Open connections (connected or not yet). */
+  readonly connections = new Set<Connection>();
+  readonly maxInflight: number;
+  readonly maxQueued: number;
+  private readonly listeners: Listener[] = [];
+  private readonly sys: SysPublisher;
+  private draining = false;
+
+  constructor(config: Config, log: Logger, version: string) {
+    this.config = config;
+    this.log = log;
+    this.version = version;
+    this.hooks = new HookRegistry(log, { authRequired: config.auth.enable, aclRequired: config.acl.enable });
+    this.router = new Router(config.mqtt.shared_strategy);
+    this.maxInflight = config.mqtt.max_inflight;
+    this.maxQueued = config.mqtt.max_queued;
+    this.sys = new SysPublisher(this);
+  }
+
+  /** Milliseconds since the epoch; one place, so tests and expiry agree. */
+  now(): number {
+    return Date.now();
+  }
+
+  /** Starts every configured listener and the $SYS publisher; resolves with the bound addresses. */
+  async listen(): Promise<Bound[]> {
+    const c = this.config;
+    const accept = (stream: Duplex, peer: Peer): void => this.accept(stream, peer);
+    this.listeners.push(new TcpListener(c.host, c.port, accept));
+    if (c.ws.enable) {
+      this.listeners.push(new WebSocketListener(c.ws.host || c.host, c.ws.port, c.ws.path, c.mqtt.max_packet_size + 5, accept));
+    }
+    const bound: Bound[] = [];
+    for (const l of this.listeners) bound.push(await l.listen());
+    this.sys.start();
+    return bound;
+  }
+
+  private accept(stream: Duplex, peer: Peer): void {
+    if (this.draining) {
+      stream.destroy();
+      return;
+    }
+    this.stats.connectionsTotal++;
+    const conn = new Connection(this, stream, peer);
+    this.connections.add(conn);
+  }
+
+  /**
+   * Attaches a connection to its session after CONNECT: takes over a live connection with the same client id
+   * [MQTT-3.1.4-2], starts clean or resumes [MQTT-3.1.2-4..6], and sets the session expiry.
+   */
+  openSession(conn: Connection, packet: IConnectPacket, props: NonNullable<IConnackPacket['properties']>): { sessionPresent: boolean } {
+    const id = conn.clientId;
+    let session = this.sessions.get(id);
+    if (session?.outlet) {
+      const old = session.outlet as Connection;
+      old.closeReason = 'session taken over';
+      this.release(old, true);
+      old.close(RC.SESSION_TAKEN_OVER); // [MQTT-3.1.4-3] v5 gets DISCONNECT 0x8E
+    }
+    if (session && packet.clean) {
+      this.endSession(session);
+      session = undefined;
+    }
+    const present = session !== undefined;
+    if (session === undefined) {
+      session = new Session(id, this);
+      this.sessions.set(id, session);
+    }
+    session.clearTimers();
+    session.pendingWill = null; // [MQTT-3.1.3-9] a reconnect within the will delay cancels the will
+    const cfg = this.config.mqtt;
+    if (conn.protocolVersion === 5) {
+      const asked = packet.properties?.sessionExpiryInterval ?? 0;
+      session.expiryInterval = Math.min(asked, cfg.max_session_expiry_interval);
+      if (session.expiryInterval !== asked) props.sessionExpiryInterval = session.expiryInterval;
+    } else {
+      session.expiryInterval = packet.clean ? 0 : cfg.session_expiry_interval;
+    }
+    conn.session = session;
+    return { sessionPresent: present }; // [MQTT-3.2.2-1..3]
+  }
+
+  /** CONNACK is out: the session resumes sending and hooks hear of the client. */
+  clientConnected(conn: Connection, packet: IConnectPacket): void {
+    this.stats.clientsConnected++;
+    if (this.stats.clientsConnected > this.stats.clientsMaximum) this.stats.clientsMaximum = this.stats.clientsConnected;
+    conn.log.info({ protocolVersion: conn.protocolVersion, keepalive: packet.keepalive, clean: packet.clean }, 'client connected');
+    conn.session?.attach(conn);
+    this.hooks.connected(conn, packet);
+  }
+
+  /** The stream of a connection has closed. */
+  connectionClosed(conn: Connection): void {
+    this.connections.delete(conn);
+    this.release(conn, false);
+  }
+
+  /**
+   * Detaches a connection from its session: the will goes out (now or after its delay), and the session
+   * ends now or when it expires. `takenOver` keeps the session for the connection that replaces it.
+   */
+  private release(conn: Connection, takenOver: boolean): void {
+    const session = conn.session;
+    conn.session = null;
+    if (!conn.connected) return;
+    conn.connected = false;
+    this.stats.clientsConnected--;
+    conn.log.info({ reason: conn.closeReason }, 'client disconnected');
+    this.hooks.disconnected(conn, conn.closeReason);
+    if (!session || session.outlet !== conn) return;
+    session.detach();
+    const will = conn.will;
+    conn.will = null;
+    if (will) this.scheduleWill(session, will, conn);
+    if (takenOver) return;
+    this.scheduleExpiry(session);
+  }
+
+  /** Publishes a will now, or after its v5 delay unless the session is resumed first [MQTT-3.1.3-9]. */
+  private scheduleWill(session: Session, will: Will, client: ClientInfo): void {
+    const delay = will.properties?.willDelayInterval ?? 0;
+    if (delay === 0 || session.expiryInterval === 0) {
+      this.publishWill(will, client.clientId);
+      return;
+    }
+    session.pendingWill = will;
+    session.willTimer = setTimeout(() => {
+      session.willTimer = null;
+      const w = session.pendingWill;
+      session.pendingWill = null;
+      if (w) this.publishWill(w, session.clientId);
+    }, Math.min(delay, session.expiryInterval) * 1000);
+    session.willTimer.unref();
+  }
+
+  private scheduleExpiry(session: Session): void {
+    if (session.expiryInterval === 0) {
+      this.endSession(session);
+      return;
+    }
+    if (session.expiryInterval === NEVER) return;
+    session.expiryTimer = setTimeout(() => this.endSession(session), session.expiryInterval * 1000);
+    session.expiryTimer.unref();
+  }
+
+  /** Ends a session: subscriptions go, a will still waiting is published [MQTT-3.1.3-9? will at session end]. */
+  endSession(session: Session): void {
+    if (session.ended) return;
+    session.ended = true;
+    session.clearTimers();
+    for (const sub of session.subscriptions.values()) this.router.remove(sub);
+    session.subscriptions.clear();
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    const will = session.pendingWill;
+    session.pendingWill = null;
+    if (will) this.publishWill(will, session.clientId);
+    session.queue.clear();
+    session.inflight.clear();
+  }
+
+  private publishWill(will: Will, clientId: string): void {
+    const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
+    const { willDelayInterval: _delay, ...props } = will.properties ?? {};
+    const message = new Message(will.topic, payload, will.qos ?? 0, will.retain ?? false,
+      Object.keys(props).length ? props : undefined, clientId, this.now());
+    if (will.topic.startsWith('$')) return; // the same rule as a client's own publish
+    this.route(null, message);
+  }
+
+  /** Routes an accepted message: retained store, hooks, then subscribers. */
+  route(client: ClientInfo | null, message: Message): void {
+    if (message.retain) this.router.retain(message);
+    this.hooks.publish(client, message);
+    this.router.publish(message);
+  }
+
+  /** Sends the retained messages matching a new subscription, by its retain handling [MQTT-3.3.1-6, 3.8.4-?]. */
+  sendRetained(session: Session, sub: Subscription, existed: boolean): void {
+    if (sub.group !== null) return; // retained messages are not sent to shared subscriptions (v5 4.8.2)
+    if (sub.retainHandling === 2 || (sub.retainHandling === 1 && existed)) return;
+    for (const m of this.router.retainedFor(sub.filter, this.now())) {
+      if (sub.filter.charCodeAt(0) !== 0x24 && m.topic.charCodeAt(0) === 0x24) continue;
+      session.deliver(m, (m.qos < sub.qos ? m.qos : sub.qos), true, sub.id ? [sub.id] : undefined, null);
+    }
+  }
+
+  /** Publishes a message made by the broker itself ($SYS), bypassing client rules. */
+  publishInternal(topic: string, payload: string, retain: boolean): void {
+    this.route(null, new Message(topic, Buffer.from(payload), 0, retain, undefined, '', this.now()));
+  }
+
+  /** SessionContext: a message could not be delivered. */
+  dropped(clientId: string, message: Message, reason: string): void {
+    this.stats.messagesDropped++;
+    this.stats.dropsByReason.set(reason, (this.stats.dropsByReason.get(reason) ?? 0) + 1);
+    this.hooks.dropped(clientId, message, reason);
+  }
+
+  /** SessionContext: hands a leaving member's message to another member of its shared group. */
+  redispatch(group: SharedGroup, message: Message, qos: QoS, leaving: Session): boolean {
+    return this.router.redispatch(group, message, qos, leaving);
+  }
+
+  /**
+   * Drains: stop accepting, tell each client the server is shutting down (v5 DISCONNECT 0x8B), wait for the
+   * sockets to close (up to `deadlineMs`), stop hooks.
+   */
+  async close(deadlineMs = 10000): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.sys.stop();
+    await Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
+    const closing = [...this.connections].map((c) => new Promise<void>((resolve) => {
+      if (c.stream.destroyed) return resolve();
+      c.stream.once('close', () => resolve());
+      c.closeReason = 'server shutting down';
+      c.close(RC.SERVER_SHUTTING_DOWN);
+    }));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(closing),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, deadlineMs); }),
+    ]);
+    clearTimeout(timer);
+    for (const c of this.connections) c.stream.destroy();
+    await this.hooks.stop();
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The one description of every configuration key. Validation of the YAML file, environment overrides and the
+ * generated docs are all driven from this table, so adding a key means adding one line here (and the field in
+ * `types.ts`; the compile-time checks below fail until both agree).
+ */
+import type { Config, LogLevel, SharedStrategy } from './types.js';
+
+/** Values a leaf of the configuration may hold; anything else is a section (a nested mapping). */
+type Leaf = string | number | boolean | readonly string[];
+
+/** Every dotted key path of `T` that ends at a leaf, e.g. `'tls.port'`. */
+type LeafPaths<T, Prefix extends string = ''> = {
+  [K in keyof T & string]: T[K] extends Leaf ? `${Prefix}${K}` : LeafPaths<T[K], `${Prefix}${K}.`>;
+}[keyof T & string];
+
+/** A dotted path to one setting of {@link Config}, as written in errors and docs (`mqtt.max_inflight`). */
+export type ConfigPath = LeafPaths<Config>;
+
+/** The kinds of value a key can take; each has one parser for YAML and one for environment variables. */
+export type KeyKind = 'string' | 'int' | 'bool' | 'enum' | 'string-list';
+
+interface KeyBase {
+  /** Dotted path in the YAML file; the environment variable name is derived from it. */
+  readonly path: ConfigPath;
+  /** One line, used in error messages and in the docs. */
+  readonly description: string;
+}
+
+/** A free-form string; `pattern` narrows it when a wrong value would only fail much later. */
+export interface StringKey extends KeyBase {
+  readonly kind: 'string';
+  readonly pattern?: { readonly regex: RegExp; readonly expected: string };
+}
+
+/** A safe integer within `[min, max]`, both inclusive. */
+export interface IntKey extends KeyBase {
+  readonly kind: 'int';
+  readonly min: number;
+  readonly max: number;
+}
+
+/** `true` or `false` (YAML booleans; true/false/1/0/yes/no from the environment). */
+export interface BoolKey extends KeyBase {
+  readonly kind: 'bool';
+}
+
+/** One of a fixed list of strings. */
+export interface EnumKey extends KeyBase {
+  readonly kind: 'enum';
+  readonly values: readonly string[];
+}
+
+/** A list of non-empty strings (comma-separated in the environment). */
+export interface StringListKey extends KeyBase {
+  readonly kind: 'string-list';
+}
+
+/** The description of one configuration key. */
+export type KeySpec = StringKey | IntKey | BoolKey | EnumKey | StringListKey;
+
+/** Log levels accepted by `log.level`. */
+export const LOG_LEVELS = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+] as const satisfies readonly LogLevel[];
+
+/** Strategies accepted by `mqtt.shared_strategy`. */
+export const SHARED_STRATEGIES = [
+  'round_robin',
+  'random',
+  'hash_clientid',
+  'hash_topic',
+] as const satisfies readonly SharedStrategy[];
+
+/** Bridge back-ends accepted by `bridge.type`. */
+export const BRIDGE_TYPES = ['kafka'] as const satisfies readonly Config['bridge']['type'][];
+
+/** Notification transports accepted by `notify.type`. */
+export const NOTIFY_TYPES = ['grpc', 'http'] as const satisfies readonly Config['notify']['type'][];
+
+// Port 0 is allowed everywhere: it asks the OS for a free port, which tests rely on.
+const PORT = { min: 0, max: 65535 } as const;
+const UINT16 = { min: 0, max: 65535 } as const;
+const UINT32 = { min: 0, max: 4294967295 } as const;
+const INT32 = 2147483647;
+// Addresses and names that must not be empty: an empty `host` would make Node listen on every interface, which
+// secure-by-default forbids unless the user writes 0.0.0.0 (or ::) on purpose.
+const NON_EMPTY = { regex: /\S/, expected: 'a non-empty string' } as const;
+const DAY = 86400;
+
+const KEYS = [
+  {
+    path: 'cluster', kind: 'string', pattern: NON_EMPTY,
+    description: 'cluster name, the same on every node of one cluster',
+  },
+  { path: 'broker', kind: 'string', description: 'node id; generated at start-up when empty' },
+  { path: 'name', kind: 'string', pattern: NON_EMPTY, description: 'node name; defaults to the host name' },
+  {
+    path: 'worker', kind: 'int', min: 1, max: 1048576,
+    description: 'worker pool size: concurrent asynchronous hook calls',
+  },
+  {
+    path: 'host', kind: 'string', pattern: NON_EMPTY,
+    description: 'MQTT listen address; 0.0.0.0 opens the broker to the network',
+  },
+  { path: 'port', kind: 'int', ...PORT, description: 'MQTT listen port' },
+
+  { path: 'tls.enable', kind: 'bool', description: 'start the MQTT over TLS listener' },
+  { path: 'tls.verify', kind: 'bool', description: 'require and verify client certificates (mutual TLS)' },
+  { path: 'tls.cert', kind: 'string', description: 'server certificate file (PEM)' },
+  { path: 'tls.key', kind: 'string', description: 'server private key file (PEM)' },
+  { path: 'tls.ca', kind: 'string', description: 'CA bundle that verifies client certificates (PEM)' },
+  { path: 'tls.port', kind: 'int', ...PORT, description: 'MQTT over TLS listen port' },
+
+  { path: 'ws.enable', kind: 'bool', description: 'start the MQTT over WebSocket listener' },
+  { path: 'ws.host', kind: 'string', description: 'WebSocket listen address; empty means the top-level host' },
+  { path: 'ws.port', kind: 'int', ...PORT, description: 'WebSocket listen port' },
+  {
+    path: 'ws.path',
+    kind: 'string',
+    pattern: { regex: /^\//, expected: 'a URL path starting with "/"' },
+    description: 'URL path that accepts MQTT over WebSocket',
+  },
+
+  {
+    path: 'etcd.endpoints', kind: 'string-list',
+    description: 'etcd servers (host:port) for clustering; empty runs standalone',
+  },
+
+  { path: 'http.enable', kind: 'bool', description: 'start the HTTP API service' },
+  { path: 'http.host', kind: 'string', pattern: NON_EMPTY, description: 'HTTP API listen address' },
+  { path: 'http.port', kind: 'int', ...PORT, description: 'HTTP API listen port' },
+  { path: 'http.tokens', kind: 'string-list', description: 'tokens accepted in the x-token header of HTTP API calls' },
+
+  { path: 'bridge.enable', kind: 'bool', description: 'bridge published messages to the message queue' },
+  { path: 'bridge.type', kind: 'enum', values: BRIDGE_TYPES, description: 'bridge back-end' },
+  { path: 'bridge.kafka.addr', kind: 'string-list', description: 'Kafka brokers (host:port)' },
+
+  { path: 'notify.enable', kind: 'bool', description: 'send client and agent notifications' },
+  { path: 'notify.type', kind: 'enum', values: NOTIFY_TYPES, description: 'notification transport' },
+  { path: 'notify.server', kind: 'string', description: 'notification server address (host:port)' },
+
+  {
+    path: 'auth.enable', kind: 'bool',
+    description: 'require client authentication (false lets anonymous clients connect)',
+  },
+  { path: 'acl.enable', kind: 'bool', description: 'enforce access control on publish and subscribe' },
+  { path: 'log.level', kind: 'enum', values: LOG_LEVELS, description: 'log level' },
+  {
+    path: 'store.dir', kind: 'string',
+    description: 'directory for persistent sessions and retained messages; empty keeps them in memory',
+  },
+  {
+    path: 'sys_interval', kind: 'int', min: 0, max: DAY,
+    description: 'seconds between $SYS updates; 0 turns them off',
+  },
+
+  {
+    path: 'mqtt.max_keepalive', kind: 'int', ...UINT16,
+    description: 'largest keep-alive accepted, in seconds; 0 = no cap',
+  },
+  // 268435455 is the largest Remaining Length; the 5 extra bytes are the largest fixed header.
+  {
+    path: 'mqtt.max_packet_size', kind: 'int', min: 1, max: 268435460,
+    description: 'largest packet accepted or sent, in bytes',
+  },
+  // Receive Maximum is a two-byte integer and 0 is a protocol error (MQTT 5.0, 3.2.2.3.3).
+  {
+    path: 'mqtt.receive_maximum', kind: 'int', min: 1, max: 65535,
+    description: 'QoS 1/2 publishes a v5 client may leave unacknowledged',
+  },
+  {
+    path: 'mqtt.max_inflight', kind: 'int', min: 1, max: 65535,
+    description: 'outgoing QoS 1/2 in-flight window per session',
+  },
+  {
+    path: 'mqtt.max_queued', kind: 'int', min: 0, max: INT32,
+    description: 'messages queued per session beyond the in-flight window',
+  },
+  {
+    path: 'mqtt.topic_alias_maximum', kind: 'int', ...UINT16,
+    description: 'topic aliases a v5 client may use; 0 disables them',
+  },
+  {
+    path: 'mqtt.session_expiry_interval', kind: 'int', ...UINT32,
+    description: 'session expiry for v3.1.x clients without clean session, in seconds',
+  },
+  {
+    path: 'mqtt.max_session_expiry_interval', kind: 'int', ...UINT32,
+    description: 'largest session expiry a v5 client may ask for; 4294967295 = never',
+  },
+  {
+    path: 'mqtt.shared_strategy', kind: 'enum', values: SHARED_STRATEGIES,
+    description: 'how a shared subscription group picks a member',
+  },
+  {
+    path: 'mqtt.max_output_buffer', kind: 'int', min: 1, max: INT32,
+    description: 'bytes buffered toward one client before it counts as slow',
+  },
+  {
+    path: 'mqtt.slow_consumer_timeout', kind: 'int', min: 0, max: DAY,
+    description: 'seconds a client may stay slow before it is disconnected',
+  },
+  {
+    path: 'mqtt.connect_timeout', kind: 'int', min: 1, max: 3600,
+    description: 'seconds a new connection has to send CONNECT',
+  },
+  { path: 'mqtt.retain_available', kind: 'bool', description: 'accept retained messages' },
+] as const satisfies readonly KeySpec[];
+
+// Compile-time guards: the build fails if a field of Config has no key here, or if an enum list misses a
+// member of its union type, so the schema cannot silently fall behind types.ts.
+type AssertNever<T extends never> = T;
+type SchemaCoversConfig = AssertNever<Exclude<ConfigPath, (typeof KEYS)[number]['path']>>;
+type SchemaCoversEnums = AssertNever<
+  | Exclude<LogLevel, (typeof LOG_LEVELS)[number]>
+  | Exclude<SharedStrategy, (typeof SHARED_STRATEGIES)[number]>
+  | Exclude<Config['bridge']['type'], (typeof BRIDGE_TYPES)[number]>
+  | Exclude<Config['notify']['type'], (typeof NOTIFY_TYPES)[number]>
+>;
+
+/** Every configuration key, in the order of the docs. */
+export const SCHEMA: readonly KeySpec[] = KEYS;
+
+/** Prefix of the environment variables that override configuration keys. */
+export const ENV_PREFIX = 'SMQ_';
+
+/** Environment variable that overrides a key: `tls.port` → `SMQ_TLS_PORT`. */
+export function envName(path: string): string {
+  return ENV_PREFIX + path.replaceAll('.', '_').toUpperCase();
+}
+
+/** What a key accepts, in words, for error messages: `an integer from 0 to 65535`. */
+export function describeExpected(spec: KeySpec): string {
+  switch (spec.kind) {
+    case 'string':
+      return spec.pattern?.expected ?? 'a string';
+    case 'int':
+      return `an integer from ${spec.min} to ${spec.max}`;
+    case 'bool':
+      return 'a boolean (true or false)';
+    case 'enum':
+      return `one of ${spec.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'string-list':
+      return 'a list of non-empty strings';
+  }
+}

@@ -1,0 +1,336 @@
+import type { Duplex } from 'node:stream';
+import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
+import type { Logger } from 'pino';
+import type { Broker } from '../broker.js';
+import type { ClientInfo } from '../hooks/types.js';
+import { dispatch } from '../protocol/handlers/index.js';
+import { MqttError } from '../protocol/errors.js';
+import { RC } from '../protocol/reason-codes.js';
+import type { Delivery } from '../session/delivery.js';
+import type { Outlet, Session, Will } from '../session/session.js';
+
+/** The parts of mqtt-packet's parser that the typings leave out: the packet being assembled. */
+interface ParserState {
+  packet: { length: number };
+}
+
+/** How a connection reached us. */
+export interface Peer {
+  readonly transport: string;
+  readonly remoteAddress: string;
+}
+
+/**
+ * One network connection: owns the stream, the parser, keep-alive, output buffering and backpressure. The
+ * session (subscriptions, in-flight window, queue) is a separate object that outlives it.
+ */
+export class Connection implements Outlet, ClientInfo {
+  readonly broker: Broker;
+  readonly stream: Duplex;
+  readonly transport: string;
+  readonly remoteAddress: string;
+  log: Logger;
+  protocolVersion: 3 | 4 | 5 = 4;
+  clientId = '';
+  username: string | undefined = undefined;
+  /** Set once CONNACK 0x00 has been sent. */
+  connected = false;
+  /** Set once the close has begun; nothing more is read or written after it. */
+  closed = false;
+  session: Session | null = null;
+  /** The will to publish if the connection ends without a normal DISCONNECT. */
+  will: Will | null = null;
+  /** Client's Receive Maximum (v5) or 65535. */
+  receiveMaximum = 65535;
+  /** Client's Maximum Packet Size (v5) or 0 (no limit). */
+  maximumPacketSize = 0;
+  /** Client's Topic Alias Maximum (v5): aliases we may use toward it. */
+  topicAliasMaximum = 0;
+  /** v5 Request Problem Information: reason strings only when true [MQTT-3.1.2-29]. */
+  problemInfo = true;
+  /** Inbound topic aliases (v5). */
+  readonly aliasesIn = new Map<number, string>();
+  /** Outbound topic aliases (v5), by topic. */
+  private aliasesOut: Map<string, number> | null = null;
+  /** Packets that arrived while an asynchronous handler ran; processed in order afterwards. */
+  private backlog: Packet[] | null = null;
+  /** Why the connection closed, for the disconnect event. */
+  closeReason = 'connection lost';
+  private readonly parser = mqtt.parser();
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+  private connectTimer: NodeJS.Timeout | null;
+  private slowTimer: NodeJS.Timeout | null = null;
+  private corked = false;
+  private readonly maxPacketSize: number;
+  private readonly maxOutput: number;
+  private readonly uncork: () => void;
+  private readonly onSlow: () => void;
+
+  constructor(broker: Broker, stream: Duplex, peer: Peer) {
+    this.broker = broker;
+    this.stream = stream;
+    this.transport = peer.transport;
+    this.remoteAddress = peer.remoteAddress;
+    this.log = broker.log.child({ remote: peer.remoteAddress, transport: peer.transport });
+    const cfg = broker.config.mqtt;
+    this.maxPacketSize = cfg.max_packet_size;
+    this.maxOutput = cfg.max_output_buffer;
+    this.uncork = () => {
+      this.corked = false;
+      this.stream.uncork();
+    };
+    this.onSlow = () => {
+      this.broker.stats.slowConsumers++;
+      this.log.warn({ clientId: this.clientId, buffered: this.stream.writableLength }, 'slow consumer disconnected');
+      this.closeReason = 'slow consumer';
+      this.close(RC.QUOTA_EXCEEDED, true);
+    };
+    // A socket that never sends CONNECT is closed (slowloris protection).
+    this.connectTimer = setTimeout(() => {
+      this.closeReason = 'connect timeout';
+      this.close(undefined, true);
+    }, cfg.connect_timeout * 1000);
+    this.parser.on('packet', (p: Packet) => this.onPacket(p));
+    this.parser.on('error', (err: Error) => this.onParseError(err));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('drain', () => this.onDrain());
+    stream.on('error', (err: Error) => {
+      this.log.debug({ err }, 'stream error');
+    });
+    stream.on('close', () => this.onClose());
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.broker.stats.bytesReceived += chunk.length;
+    this.parser.parse(chunk);
+    // Refuse an oversized packet as soon as its header announces it, before buffering it whole.
+    if (!this.closed && (this.parser as unknown as ParserState).packet.length > this.maxPacketSize) {
+      this.fail(new MqttError(RC.PACKET_TOO_LARGE, 'packet exceeds maximum packet size'));
+    }
+  }
+
+  private onPacket(packet: Packet): void {
+    if (this.closed) return;
+    if (this.keepaliveTimer) this.keepaliveTimer.refresh();
+    if (this.backlog !== null) {
+      this.backlog.push(packet);
+      return;
+    }
+    this.handle(packet);
+  }
+
+  private handle(packet: Packet): void {
+    if ((packet.length ?? 0) > this.maxPacketSize) {
+      this.fail(new MqttError(RC.PACKET_TOO_LARGE, 'packet exceeds maximum packet size'));
+      return;
+    }
+    try {
+      const pending = dispatch(this, packet);
+      if (pending) this.wait(pending);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Holds further packets until an asynchronous handler finishes, so packets are handled in order. */
+  private wait(pending: Promise<void>): void {
+    this.backlog = [];
+    this.stream.pause();
+    pending.then(
+      () => {
+        const backlog = this.backlog ?? [];
+        this.backlog = null;
+        for (let i = 0; i < backlog.length && !this.closed; i++) {
+          // handle() may start another asynchronous handler, which sets a new backlog.
+          const waiting = this.backlog as Packet[] | null;
+          if (waiting !== null) {
+            waiting.push(...backlog.slice(i)); // keep the rest queued behind it
+            return;
+          }
+          this.handle(backlog[i] as Packet);
+        }
+        if (!this.closed && (this.backlog as Packet[] | null) === null) this.stream.resume();
+      },
+      (err: unknown) => {
+        this.backlog = null;
+        this.fail(err);
+      },
+    );
+  }
+
+  private onParseError(err: Error): void {
+    if (this.closed) return;
+    // mqtt-packet rejects unknown protocol levels before we see the CONNECT; 3.1.1 answers 0x01 [MQTT-3.1.2-2].
+    if (!this.connected && err.message === 'Invalid protocol version') {
+      this.write({ cmd: 'connack', returnCode: 1, sessionPresent: false });
+      this.closeReason = 'unsupported protocol version';
+      this.close(undefined);
+      return;
+    }
+    this.broker.stats.malformed++;
+    this.fail(new MqttError(RC.MALFORMED_PACKET, err.message));
+  }
+
+  /**
+   * Ends the connection because of an error: the one place that turns a reason code into what the client sees
+   * (v5 DISCONNECT with the code; v3.1.x a plain close, which is all it has) [MQTT-4.13.1-1].
+   */
+  fail(err: unknown): void {
+    if (this.closed) return;
+    if (err instanceof MqttError) {
+      this.log.info({ clientId: this.clientId, reasonCode: err.reasonCode, reason: err.message }, 'closing connection: protocol error');
+      this.closeReason = err.message;
+      this.close(err.reasonCode, false, err.message);
+    } else {
+      this.log.error({ err, clientId: this.clientId }, 'closing connection: internal error');
+      this.closeReason = 'internal error';
+      this.close(RC.UNSPECIFIED_ERROR);
+    }
+  }
+
+  /**
+   * Closes the connection. With a reason code and a connected v5 client, DISCONNECT goes first
+   * [MQTT-3.14.0-1]. `now` skips flushing what is buffered (for clients that stopped reading).
+   */
+  close(reasonCode: number | undefined, now = false, reason?: string): void {
+    if (this.closed) return;
+    if (reasonCode !== undefined && this.protocolVersion === 5 && this.connected && !now) {
+      this.write({
+        cmd: 'disconnect',
+        reasonCode,
+        properties: reason && this.problemInfo ? { reasonString: reason } : undefined,
+      });
+    }
+    this.closed = true;
+    this.clearTimers();
+    if (now) {
+      this.stream.destroy();
+      return;
+    }
+    this.stream.end();
+    // A peer that never reads must not keep a half-closed socket open forever.
+    setTimeout(() => this.stream.destroy(), 2000).unref();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.clearTimers();
+    this.broker.connectionClosed(this);
+  }
+
+  private clearTimers(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
+    if (this.slowTimer) clearTimeout(this.slowTimer);
+    this.connectTimer = this.keepaliveTimer = this.slowTimer = null;
+  }
+
+  /** Called once CONNACK 0x00 is sent: keep-alive takes over from the connect timeout. */
+  startKeepalive(seconds: number): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    if (seconds > 0) {
+      // [MQTT-3.1.2-24] one and a half times the keep-alive without a packet ends the connection.
+      this.keepaliveTimer = setTimeout(() => {
+        this.closeReason = 'keep-alive timeout';
+        this.close(RC.KEEP_ALIVE_TIMEOUT);
+      }, seconds * 1500);
+    }
+  }
+
+  /** Encodes and writes a packet; writes are corked and flushed once per event-loop turn. */
+  write(packet: Packet): void {
+    if (this.closed) return;
+    const buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
+    this.writeBytes(buf);
+  }
+
+  private writeBytes(buf: Buffer): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(this.uncork);
+    }
+    this.broker.stats.bytesSent += buf.length;
+    if (!this.stream.write(buf) && this.stream.writableLength > this.maxOutput && this.slowTimer === null) {
+      this.slowTimer = setTimeout(this.onSlow, this.broker.config.mqtt.slow_consumer_timeout * 1000);
+    }
+  }
+
+  private onDrain(): void {
+    if (this.slowTimer) {
+      clearTimeout(this.slowTimer);
+      this.slowTimer = null;
+    }
+    if (this.session !== null && this.session.queue.length > 0) this.session.drain();
+  }
+
+  /** False while more than `max_output_buffer` bytes wait to be sent to this client. */
+  get writable(): boolean {
+    return this.stream.writableLength < this.maxOutput;
+  }
+
+  /** Writes one PUBLISH for a delivery. Returns false when it exceeds the client's Maximum Packet Size. */
+  sendPublish(d: Delivery, dup: boolean): boolean {
+    const m = d.message;
+    const packet: IPublishPacket = {
+      cmd: 'publish',
+      topic: m.topic,
+      payload: m.payload,
+      qos: d.qos,
+      dup,
+      retain: d.retain,
+      messageId: d.qos > 0 ? d.packetId : undefined,
+    };
+    if (this.protocolVersion === 5) {
+      const props = m.properties;
+      if (props !== undefined || d.subIds !== undefined || m.expiresAt !== 0 || this.topicAliasMaximum > 0) {
+        const p: NonNullable<IPublishPacket['properties']> = props ? { ...props } : {};
+        if (m.expiresAt !== 0) {
+          // [MQTT-3.3.2-6] the expiry sent is the time that remains.
+          p.messageExpiryInterval = Math.max(1, Math.ceil((m.expiresAt - this.broker.now()) / 1000));
+        }
+        if (d.subIds !== undefined) p.subscriptionIdentifier = d.subIds.length === 1 ? (d.subIds[0] as number) : d.subIds;
+        if (this.topicAliasMaximum > 0 && !dup) this.applyAlias(packet, p);
+        packet.properties = p;
+      }
+    }
+    const buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
+    if (this.maximumPacketSize > 0 && buf.length > this.maximumPacketSize) return false; // [MQTT-3.1.2-25]
+    this.broker.stats.messagesSent++;
+    this.writeBytes(buf);
+    return true;
+  }
+
+  /** Uses (or assigns) an outbound topic alias for the packet's topic. */
+  private applyAlias(packet: IPublishPacket, props: NonNullable<IPublishPacket['properties']>): void {
+    const aliases = (this.aliasesOut ??= new Map());
+    const known = aliases.get(packet.topic);
+    if (known !== undefined) {
+      props.topicAlias = known;
+      packet.topic = '';
+    } else if (aliases.size < this.topicAliasMaximum) {
+      const alias = aliases.size + 1;
+      aliases.set(packet.topic, alias);
+      props.topicAlias = alias;
+    }
+  }
+
+  /** Writes PUBREL for an outgoing QoS 2 message. */
+  sendPubrel(packetId: number): void {
+    this.write({ cmd: 'pubrel', messageId: packetId });
+  }
+
+  /** A packet-free view of this client for hooks. */
+  get info(): ClientInfo {
+    return this;
+  }
+
+  /** The CONNECT packet's will, kept until the connection ends. */
+  setConnect(packet: IConnectPacket): void {
+    this.protocolVersion = packet.protocolVersion ?? 4;
+    this.username = packet.username;
+    this.will = packet.will ?? null;
+  }
+}

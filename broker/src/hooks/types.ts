@@ -1,0 +1,54 @@
+import type { IConnectPacket } from 'mqtt-packet';
+import type { Message } from '../message/message.js';
+
+/** What the broker knows about a client, handed to hooks. */
+export interface ClientInfo {
+  readonly clientId: string;
+  readonly username: string | undefined;
+  readonly remoteAddress: string;
+  readonly transport: string;
+  readonly protocolVersion: 3 | 4 | 5;
+}
+
+/** The answer of an authentication hook. `undefined` abstains and lets the next hook decide. */
+export type AuthResult = { readonly ok: true } | { readonly ok: false; readonly reasonCode: number } | undefined;
+
+/**
+ * The answer of an authorization hook: `true` allows, `false` denies (0x87 Not authorized), a number denies with
+ * that v5 reason code, `undefined` abstains.
+ */
+export type AuthzResult = boolean | number | undefined;
+
+/** A subscription request as hooks see it. */
+export interface SubscriptionRequest {
+  /** The filter as the client sent it, including any `$share/<group>/` prefix. */
+  readonly filter: string;
+  readonly qos: 0 | 1 | 2;
+}
+
+/**
+ * The one extension point of the broker (mochi-mqtt's hook idea). Auth, ACL, notifications, the Kafka bridge,
+ * metrics and clustering implement the methods they need; the registry calls only those.
+ *
+ * Combination rules, enforced by {@link HookRegistry}:
+ * - `authenticate`: hooks run in registration order; the first answer that is not `undefined` decides. If all
+ *   abstain, the client is allowed unless `auth.enable` is on (then refused: secure by default).
+ * - `authorizePublish` / `authorizeSubscribe`: every hook is asked; any denial wins; all abstaining allows
+ *   unless `acl.enable` is on.
+ * - event hooks (`on*`) are notifications: all run, errors are logged and never reach the client.
+ */
+export interface Hook {
+  readonly name: string;
+  authenticate?(client: ClientInfo, connect: IConnectPacket): AuthResult | Promise<AuthResult>;
+  authorizePublish?(client: ClientInfo, message: Message): AuthzResult;
+  authorizeSubscribe?(client: ClientInfo, subscription: SubscriptionRequest): AuthzResult | Promise<AuthzResult>;
+  onConnected?(client: ClientInfo, connect: IConnectPacket): void;
+  onDisconnected?(client: ClientInfo, reason: string): void;
+  onSubscribed?(client: ClientInfo, subscription: SubscriptionRequest, granted: number): void;
+  onUnsubscribed?(client: ClientInfo, filter: string): void;
+  /** A message accepted from a client (or the broker) and about to be routed. */
+  onPublish?(client: ClientInfo | null, message: Message): void;
+  /** A message that could not be delivered to a session; `reason` is a stable word such as `queue_full`. */
+  onDropped?(clientId: string, message: Message, reason: string): void;
+  onStop?(): void | Promise<void>;
+}

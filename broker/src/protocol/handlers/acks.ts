@@ -1,0 +1,40 @@
+import type { IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from 'mqtt-packet';
+import type { Connection } from '../../connection/connection.js';
+import { RC } from '../reason-codes.js';
+
+/** PUBACK: an outgoing QoS 1 message is done [MQTT-4.3.2-? sender side]. */
+export function handlePuback(conn: Connection, packet: IPubackPacket): void {
+  conn.session?.complete(packet.messageId ?? 0);
+}
+
+/** PUBREC: answer PUBREL, or end the exchange when the client refused the message (v5 code >= 0x80). */
+export function handlePubrec(conn: Connection, packet: IPubrecPacket): void {
+  const id = packet.messageId ?? 0;
+  const session = conn.session;
+  if (!session) return;
+  if ((packet.reasonCode ?? 0) >= 0x80) {
+    session.complete(id); // [MQTT-4.3.3-? v5] a failed PUBREC ends the QoS 2 flow
+    return;
+  }
+  if (session.received(id)) {
+    conn.write({ cmd: 'pubrel', messageId: id }); // [MQTT-4.3.3-3]
+  } else {
+    conn.write({ cmd: 'pubrel', messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND });
+  }
+}
+
+/** PUBREL: the client releases an incoming QoS 2 message; always answered with PUBCOMP [MQTT-4.3.3-11]. */
+export function handlePubrel(conn: Connection, packet: IPubrelPacket): void {
+  const id = packet.messageId ?? 0;
+  const known = conn.session?.incomingQos2.delete(id) ?? false;
+  conn.write(
+    known || conn.protocolVersion !== 5
+      ? { cmd: 'pubcomp', messageId: id }
+      : { cmd: 'pubcomp', messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND },
+  );
+}
+
+/** PUBCOMP: an outgoing QoS 2 message is done. */
+export function handlePubcomp(conn: Connection, packet: IPubcompPacket): void {
+  conn.session?.complete(packet.messageId ?? 0);
+}

@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import type { Connection } from '../../connection/connection.js';
+import { MqttError } from '../errors.js';
+import { connackCodeV4, RC } from '../reason-codes.js';
+import { isValidClientId, isValidTopicName } from '../validate.js';
+
+type ConnackProperties = NonNullable<IConnackPacket['properties']>;
+
+/**
+ * CONNECT, as an ordered list of small steps (aedes' habit): check, identify, authenticate, take the session
+ * over, acknowledge, resume. Any step may refuse with an MqttError, answered here with CONNACK.
+ */
+export async function handleConnect(conn: Connection, packet: IConnectPacket): Promise<void> {
+  conn.setConnect(packet);
+  const props: ConnackProperties = {};
+  try {
+    checkProperties(conn, packet);
+    identify(conn, packet, props);
+    checkWill(conn, packet);
+    const rc = await conn.broker.hooks.authenticate(conn, packet);
+    if (rc !== RC.SUCCESS) throw new MqttError(rc, 'not authorized');
+  } catch (err) {
+    if (!(err instanceof MqttError)) throw err;
+    refuse(conn, err);
+    return;
+  }
+  if (conn.closed) return; // the client went away while we were authenticating
+  const { sessionPresent } = conn.broker.openSession(conn, packet, props);
+  const keepalive = keepAlive(conn, packet, props);
+  const connack: IConnackPacket = { cmd: 'connack', sessionPresent };
+  if (conn.protocolVersion === 5) {
+    connack.reasonCode = RC.SUCCESS;
+    connack.properties = serverProperties(conn, props);
+  } else {
+    connack.returnCode = 0;
+  }
+  conn.write(connack);
+  conn.connected = true;
+  conn.startKeepalive(keepalive);
+  conn.broker.clientConnected(conn, packet);
+}
+
+/** v5 CONNECT properties that must be valid before anything else [MQTT-3.1.2-? 3.1.2.11]. */
+function checkProperties(conn: Connection, packet: IConnectPacket): void {
+  const p = packet.properties;
+  if (conn.protocolVersion !== 5 || !p) return;
+  if (p.receiveMaximum === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'receive maximum 0');
+  if (p.maximumPacketSize === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'maximum packet size 0');
+  // Enhanced authentication (AUTH exchanges) is not offered.
+  if (p.authenticationMethod !== undefined) throw new MqttError(RC.BAD_AUTHENTICATION_METHOD, 'authentication method not supported');
+  conn.receiveMaximum = p.receiveMaximum ?? 65535;
+  conn.maximumPacketSize = p.maximumPacketSize ?? 0;
+  conn.topicAliasMaximum = p.topicAliasMaximum ?? 0;
+  conn.problemInfo = p.requestProblemInformation !== false;
+}
+
+/** Client identifier rules: a zero-length id is assigned one or refused [MQTT-3.1.3-6..8]. */
+function identify(conn: Connection, packet: IConnectPacket, props: ConnackProperties): void {
+  let id = packet.clientId;
+  if (id.length === 0) {
+    if (conn.protocolVersion === 3) throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, 'MQTT 3.1 requires a client id');
+    // [MQTT-3.1.3-8] a 3.1.1 client with clean session 0 must give an id.
+    if (conn.protocolVersion === 4 && !packet.clean) throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, 'empty client id with clean session 0');
+    id = `smq-${randomBytes(9).toString('base64url')}`;
+    if (conn.protocolVersion === 5) props.assignedClientIdentifier = id; // [MQTT-3.2.2-16]
+  } else if (!isValidClientId(id)) {
+    throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, 'client id is not valid UTF-8'); // [MQTT-3.1.3-4]
+  }
+  conn.clientId = id;
+  conn.log = conn.log.child({ clientId: id });
+}
+
+/** The will must be publishable: a valid topic name [MQTT-3.1.3-? will topic], retain only if available. */
+function checkWill(conn: Connection, packet: IConnectPacket): void {
+  const will = packet.will;
+  if (!will) return;
+  if (!isValidTopicName(will.topic)) throw new MqttError(RC.TOPIC_NAME_INVALID, 'invalid will topic');
+  if (will.retain && !conn.broker.config.mqtt.retain_available) throw new MqttError(RC.RETAIN_NOT_SUPPORTED, 'retain not supported');
+}
+
+/** Keep-alive in force: the client's, capped by `max_keepalive` and announced to v5 clients [MQTT-3.2.2-21]. */
+function keepAlive(conn: Connection, packet: IConnectPacket, props: ConnackProperties): number {
+  const asked = packet.keepalive ?? 0;
+  const max = conn.broker.config.mqtt.max_keepalive;
+  if (conn.protocolVersion === 5 && max > 0 && (asked === 0 || asked > max)) {
+    props.serverKeepAlive = max;
+    return max;
+  }
+  return asked;
+}
+
+/** What the server tells a v5 client about itself in CONNACK. */
+function serverProperties(conn: Connection, props: ConnackProperties): ConnackProperties {
+  const cfg = conn.broker.config.mqtt;
+  props.receiveMaximum = cfg.receive_maximum;
+  props.maximumPacketSize = cfg.max_packet_size;
+  props.topicAliasMaximum = cfg.topic_alias_maximum;
+  if (!cfg.retain_available) props.retainAvailable = false;
+  return props;
+}
+
+/** CONNACK with a refusal, then close [MQTT-3.2.2-5? / 3.2.2-7]: v3.1.x gets its nearest return code. */
+function refuse(conn: Connection, err: MqttError): void {
+  conn.log.info({ reasonCode: err.reasonCode, reason: err.message }, 'connection refused');
+  conn.broker.stats.refused++;
+  if (conn.protocolVersion === 5) {
+    conn.write({
+      cmd: 'connack',
+      sessionPresent: false,
+      reasonCode: err.reasonCode,
+      properties: conn.problemInfo ? { reasonString: err.message } : undefined,
+    });
+  } else {
+    conn.write({ cmd: 'connack', sessionPresent: false, returnCode: connackCodeV4(err.reasonCode) });
+  }
+  conn.closeReason = err.message;
+  conn.will = null;
+  conn.close(undefined);
+}

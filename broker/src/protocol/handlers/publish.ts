@@ -1,0 +1,84 @@
+import type { IPublishPacket } from 'mqtt-packet';
+import type { Connection } from '../../connection/connection.js';
+import { Message, type MessageProperties } from '../../message/message.js';
+import { MqttError } from '../errors.js';
+import { RC } from '../reason-codes.js';
+import { isValidTopicName } from '../validate.js';
+
+/**
+ * PUBLISH from a client: resolve the topic alias, validate, authorize, route, acknowledge. QoS 2 is handled by
+ * the "store packet id, deliver once, PUBREC" method [MQTT-4.3.3-? method B]: a duplicate before PUBREL is
+ * acknowledged again but not routed again.
+ */
+export function handlePublish(conn: Connection, packet: IPublishPacket): void {
+  const broker = conn.broker;
+  const v5 = conn.protocolVersion === 5;
+  let topic = packet.topic;
+  let props = packet.properties;
+  if (v5 && props !== undefined) {
+    const alias = props.topicAlias;
+    if (alias !== undefined) topic = resolveAlias(conn, topic, alias);
+    if (props.subscriptionIdentifier !== undefined) {
+      throw new MqttError(RC.PROTOCOL_ERROR, 'subscription identifier in PUBLISH'); // [MQTT-3.3.4-6]
+    }
+    props = forwarded(props);
+  }
+  // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] not empty; [MQTT-1.5.4-2] no U+0000.
+  if (!isValidTopicName(topic)) throw new MqttError(RC.TOPIC_NAME_INVALID, 'invalid topic name');
+  if (packet.retain && !broker.config.mqtt.retain_available) throw new MqttError(RC.RETAIN_NOT_SUPPORTED, 'retain not supported');
+  const qos = packet.qos;
+  const id = packet.messageId ?? 0;
+  const session = conn.session;
+  if (session === null) return;
+  broker.stats.messagesReceived++;
+
+  if (qos === 2 && session.incomingQos2.has(id)) {
+    conn.write({ cmd: 'pubrec', messageId: id }); // duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10? see 4.3.3]
+    return;
+  }
+  if (qos === 2 && session.incomingQos2.size >= broker.config.mqtt.receive_maximum) {
+    throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive maximum exceeded'); // [MQTT-3.3.4-7? v5 4.9]
+  }
+
+  const message = new Message(topic, packet.payload as Buffer, qos, packet.retain, props, conn.clientId, broker.now());
+  let rc: number = RC.SUCCESS;
+  if (topic.charCodeAt(0) === 0x24 /* $ */) {
+    // `$SYS/` is the broker's; other `$` prefixes are reserved until a feature claims them.
+    rc = RC.NOT_AUTHORIZED;
+  } else {
+    rc = broker.hooks.authorizePublish(conn, message);
+  }
+  if (rc === RC.SUCCESS) broker.route(conn, message);
+  else broker.stats.publishDenied++;
+
+  if (qos === 0) return;
+  // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
+  const ack = v5 && rc !== RC.SUCCESS ? { reasonCode: rc } : {};
+  if (qos === 1) {
+    conn.write({ cmd: 'puback', messageId: id, ...ack });
+  } else {
+    if (rc === RC.SUCCESS) session.incomingQos2.add(id);
+    conn.write({ cmd: 'pubrec', messageId: id, ...ack });
+  }
+}
+
+/** Inbound topic aliases (v5 3.3.2.3.4). */
+function resolveAlias(conn: Connection, topic: string, alias: number): string {
+  if (alias === 0 || alias > conn.broker.config.mqtt.topic_alias_maximum) {
+    throw new MqttError(RC.TOPIC_ALIAS_INVALID, 'topic alias out of range'); // [MQTT-3.3.2-8, 3.3.2-9]
+  }
+  if (topic.length > 0) {
+    conn.aliasesIn.set(alias, topic);
+    return topic;
+  }
+  const known = conn.aliasesIn.get(alias);
+  if (known === undefined) throw new MqttError(RC.PROTOCOL_ERROR, 'unknown topic alias');
+  return known;
+}
+
+/** The properties that travel on to subscribers: everything but the alias (per connection). */
+function forwarded(props: MessageProperties): MessageProperties | undefined {
+  if (props.topicAlias === undefined) return props;
+  const { topicAlias: _alias, ...rest } = props;
+  return Object.keys(rest).length > 0 ? rest : undefined;
+}

@@ -1,0 +1,196 @@
+import type { IConnectPacket, QoS } from 'mqtt-packet';
+import type { Message } from '../message/message.js';
+import type { SharedGroup } from '../routing/shared.js';
+import type { Subscription } from '../routing/subscription.js';
+import { AWAIT_ACK, AWAIT_COMP, Delivery } from './delivery.js';
+import { Ring } from './ring.js';
+
+/** The connection side a session sends through; implemented by Connection. */
+export interface Outlet {
+  /** Writes a PUBLISH; returns false when it was not sent (too large for the client). */
+  sendPublish(d: Delivery, dup: boolean): boolean;
+  sendPubrel(packetId: number): void;
+  /** False while the client's output buffer is over its bound; QoS 0 messages are then dropped. */
+  readonly writable: boolean;
+  /** How many QoS 1/2 messages the client accepts unacknowledged (v5 Receive Maximum; 65535 otherwise). */
+  readonly receiveMaximum: number;
+}
+
+/** What sessions need from the broker, passed once at creation. */
+export interface SessionContext {
+  readonly maxInflight: number;
+  readonly maxQueued: number;
+  /** A message that could not be delivered; counted and reported to hooks. */
+  dropped(clientId: string, message: Message, reason: string): void;
+  /** Sends a message of a leaving member to another member of its group; false when none can take it. */
+  redispatch(group: SharedGroup, message: Message, qos: QoS, leaving: Session): boolean;
+  now(): number;
+}
+
+/** A will message waiting for its connection to end, or for its delay to pass. */
+export type Will = NonNullable<IConnectPacket['will']>;
+
+/**
+ * The state of one client id that outlives its connections (MQTT "session"): subscriptions, the outgoing
+ * in-flight window and queue, and the incoming QoS 2 packet ids awaiting PUBREL.
+ */
+export class Session {
+  readonly clientId: string;
+  private readonly ctx: SessionContext;
+  /** The live connection, or null while the client is away. */
+  outlet: Outlet | null = null;
+  /** Subscriptions keyed by the filter string the client sent. */
+  readonly subscriptions = new Map<string, Subscription>();
+  /** Outgoing QoS 1/2 messages awaiting acknowledgement, by packet id, in send order. */
+  readonly inflight = new Map<number, Delivery>();
+  /** Outgoing QoS 1/2 messages waiting for room in the in-flight window. */
+  readonly queue = new Ring<Delivery>();
+  /** Incoming QoS 2 packet ids whose PUBREL has not arrived yet [MQTT-4.3.3-9? see 4.3.3]. */
+  readonly incomingQos2 = new Set<number>();
+  /** Session Expiry Interval in seconds; 0xFFFFFFFF never expires. */
+  expiryInterval = 0;
+  /** Timer that ends the session after expiry while the client is away. */
+  expiryTimer: NodeJS.Timeout | null = null;
+  /** Timer that publishes a delayed will (v5 Will Delay Interval). */
+  willTimer: NodeJS.Timeout | null = null;
+  /** The will of a connection that ended abnormally, kept while its delay runs. */
+  pendingWill: Will | null = null;
+  /** Set when the session has ended; a late callback must not use it. */
+  ended = false;
+  private nextId = 1;
+  // Scratch fields the router uses to merge overlapping subscriptions of one publish (no allocation).
+  /** @internal */ stamp = 0;
+  /** @internal */ mergeQos: QoS = 0;
+  /** @internal */ mergeRap = false;
+  /** @internal */ mergeIds: number[] | undefined = undefined;
+
+  constructor(clientId: string, ctx: SessionContext) {
+    this.clientId = clientId;
+    this.ctx = ctx;
+  }
+
+  /** True while a client is connected to this session. */
+  get online(): boolean {
+    return this.outlet !== null;
+  }
+
+  private get window(): number {
+    const o = this.outlet;
+    const max = this.ctx.maxInflight;
+    return o && o.receiveMaximum < max ? o.receiveMaximum : max;
+  }
+
+  /** Hands a message to this session: sent now, queued, or dropped (counted). */
+  deliver(message: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, group: SharedGroup | null): void {
+    const o = this.outlet;
+    if (qos === 0) {
+      if (o === null) return; // QoS 0 is not queued for absent clients (as Mosquitto's default)
+      if (!o.writable) {
+        this.ctx.dropped(this.clientId, message, 'slow_consumer');
+        return;
+      }
+      o.sendPublish(new Delivery(message, 0, retain, subIds, group), false);
+      return;
+    }
+    const d = new Delivery(message, qos, retain, subIds, group);
+    if (o !== null && this.queue.length === 0 && this.inflight.size < this.window) {
+      this.send(o, d);
+      return;
+    }
+    if (this.queue.length >= this.ctx.maxQueued) {
+      this.ctx.dropped(this.clientId, message, 'queue_full');
+      return;
+    }
+    this.queue.push(d);
+  }
+
+  private send(o: Outlet, d: Delivery): void {
+    d.packetId = this.allocateId();
+    this.inflight.set(d.packetId, d);
+    if (!o.sendPublish(d, false)) {
+      // Too large for this client [MQTT-3.1.2-25]: treat as delivered and discarded.
+      this.inflight.delete(d.packetId);
+      this.ctx.dropped(this.clientId, d.message, 'too_large');
+    }
+  }
+
+  /** Moves queued messages into the in-flight window while there is room. */
+  drain(): void {
+    const o = this.outlet;
+    if (o === null) return;
+    const now = this.ctx.now();
+    while (this.queue.length > 0 && this.inflight.size < this.window) {
+      const d = this.queue.shift() as Delivery;
+      if (d.message.expired(now)) {
+        this.ctx.dropped(this.clientId, d.message, 'expired');
+        continue;
+      }
+      this.send(o, d);
+    }
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) received: frees the packet id. Returns false for an unknown id. */
+  complete(packetId: number): boolean {
+    if (!this.inflight.delete(packetId)) return false;
+    if (this.queue.length > 0) this.drain();
+    return true;
+  }
+
+  /** PUBREC received: the message moves to the PUBREL stage. Returns false for an unknown id. */
+  received(packetId: number): boolean {
+    const d = this.inflight.get(packetId);
+    if (!d || d.qos !== 2) return false;
+    d.state = AWAIT_COMP;
+    return true;
+  }
+
+  /**
+   * A connection attaches: in-flight messages are sent again, PUBLISH with DUP=1 [MQTT-4.4.0-1, 3.3.1-1] or
+   * PUBREL [MQTT-4.4.0-2? see 4.4], in their original order, then the queue drains.
+   */
+  attach(o: Outlet): void {
+    this.outlet = o;
+    const now = this.ctx.now();
+    for (const d of this.inflight.values()) {
+      if (d.state === AWAIT_COMP) o.sendPubrel(d.packetId);
+      else if (d.message.expired(now) && d.qos > 0) {
+        this.inflight.delete(d.packetId);
+        this.ctx.dropped(this.clientId, d.message, 'expired');
+      } else if (!o.sendPublish(d, true)) this.inflight.delete(d.packetId);
+    }
+    this.drain();
+  }
+
+  /**
+   * The connection went away. Messages that reached this session through a shared group and are not yet
+   * acknowledged go to another member of the group when one is online.
+   */
+  detach(): void {
+    this.outlet = null;
+    for (const d of this.inflight.values()) {
+      if (d.group !== null && d.state === AWAIT_ACK && this.ctx.redispatch(d.group, d.message, d.qos, this)) {
+        this.inflight.delete(d.packetId);
+      }
+    }
+    if (this.queue.length > 0) {
+      this.queue.filter((d) => d.group === null || !this.ctx.redispatch(d.group, d.message, d.qos, this));
+    }
+  }
+
+  /** Next free outgoing packet id, 1..65535, skipping ids still in flight [MQTT-2.2.1-3]. */
+  private allocateId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+  }
+
+  /** Stops this session's timers. */
+  clearTimers(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.willTimer) clearTimeout(this.willTimer);
+    this.expiryTimer = null;
+    this.willTimer = null;
+  }
+}
