@@ -3,7 +3,7 @@ import type { Connection } from '../../connection/connection.js';
 import { Message, type MessageProperties } from '../../message/message.js';
 import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
-import { isValidTopicName } from '../validate.js';
+import { isValidTopicName, isWellFormedString } from '../validate.js';
 
 /**
  * PUBLISH from a client: resolve the topic alias, validate, authorize, route, acknowledge. QoS 2 is handled by
@@ -24,7 +24,10 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void {
     props = forwarded(props);
   }
   // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] not empty; [MQTT-1.5.4-2] no U+0000.
-  if (!isValidTopicName(topic)) throw new MqttError(RC.TOPIC_NAME_INVALID, 'invalid topic name');
+  if (!isValidTopicName(topic)) {
+    if (!isWellFormedString(topic)) throw new MqttError(RC.MALFORMED_PACKET, 'topic name is not well-formed UTF-8');
+    throw new MqttError(RC.TOPIC_NAME_INVALID, 'invalid topic name');
+  }
   if (packet.retain && !broker.config.mqtt.retain_available) throw new MqttError(RC.RETAIN_NOT_SUPPORTED, 'retain not supported');
   const qos = packet.qos;
   const id = packet.messageId ?? 0;

@@ -3,7 +3,7 @@ import type { Connection } from '../../connection/connection.js';
 import { Subscription } from '../../routing/subscription.js';
 import { MqttError } from '../errors.js';
 import { RC, subackCodeV4 } from '../reason-codes.js';
-import { isValidTopicFilter, parseShared } from '../validate.js';
+import { isValidTopicFilter, isWellFormedString, parseShared } from '../validate.js';
 
 /**
  * SUBSCRIBE: each filter is validated and authorized on its own, so one bad filter fails only its own SUBACK
@@ -25,6 +25,7 @@ export function handleSubscribe(conn: Connection, packet: ISubscribePacket): Pro
 
 /** Syntax checks of one filter; returns 0 or a reason code. */
 function check(conn: Connection, s: ISubscription): number {
+  if (!isWellFormedString(s.topic)) throw new MqttError(RC.MALFORMED_PACKET, 'topic filter is not well-formed UTF-8'); // [MQTT-1.5.4-1]
   const shared = parseShared(s.topic);
   if (shared === 'invalid') return RC.TOPIC_FILTER_INVALID;
   if (shared === null && !isValidTopicFilter(s.topic)) return RC.TOPIC_FILTER_INVALID;
