@@ -59,7 +59,7 @@ export class Broker implements SessionContext {
   /** Starts every configured listener and the $SYS publisher; resolves with the bound addresses. */
   async listen(): Promise<Bound[]> {
     const c = this.config;
-    const accept = (stream: Duplex, peer: Peer): void => this.accept(stream, peer);
+    const accept = (stream: Duplex, peer: Peer): void => this.attach(stream, peer);
     this.listeners.push(new TcpListener(c.host, c.port, accept));
     if (c.ws.enable) {
       this.listeners.push(new WebSocketListener(c.ws.host || c.host, c.ws.port, c.ws.path, c.mqtt.max_packet_size + 5, accept));
@@ -70,7 +70,8 @@ export class Broker implements SessionContext {
     return bound;
   }
 
-  private accept(stream: Duplex, peer: Peer): void {
+  /** Serves one client over any duplex stream (listeners call this; so do in-process tests). */
+  attach(stream: Duplex, peer: Peer): void {
     if (this.draining) {
       stream.destroy();
       return;
@@ -90,8 +91,8 @@ export class Broker implements SessionContext {
     if (session?.outlet) {
       const old = session.outlet as Connection;
       old.closeReason = 'session taken over';
-      this.release(old, true);
       old.close(RC.SESSION_TAKEN_OVER); // [MQTT-3.1.4-3] v5 gets DISCONNECT 0x8E
+      this.release(old, true);
     }
     if (session && packet.clean) {
       this.endSession(session);

@@ -69,3 +69,11 @@ test('hooks that provide no publish listener leave the publish list null (one ch
   const r = registry([{ name: 'auth-only', authenticate: () => undefined }]);
   assert.equal(r.publishListeners, null);
 });
+
+test('hooks may claim $ prefixes other than $SYS', () => {
+  const r = registry([{ name: 'bridge', claims: ['$queue/'] }]);
+  assert.equal(r.claims('$queue/events'), true);
+  assert.equal(r.claims('$SYS/broker/uptime'), false);
+  assert.equal(r.claims('$other/x'), false);
+  assert.throws(() => registry([{ name: 'greedy', claims: ['$SYS/'] }]), /cannot claim/);
+});

@@ -21,6 +21,8 @@ export class HookRegistry {
   /** Hooks providing `onPublish`, or null when none does. */
   publishListeners: Hook[] | null = null;
   private eventHooks: Hook[] | null = null;
+  /** `$` prefixes claimed by hooks (never `$SYS/`). */
+  private claimed: string[] = [];
 
   constructor(log: Logger, options: { authRequired: boolean; aclRequired: boolean }) {
     this.log = log;
@@ -41,6 +43,16 @@ export class HookRegistry {
     this.publishListeners = having('onPublish');
     const events = this.hooks.filter((h) => h.onConnected || h.onDisconnected || h.onSubscribed || h.onUnsubscribed || h.onDropped);
     this.eventHooks = events.length ? events : null;
+    for (const prefix of hook.claims ?? []) {
+      if (!prefix.startsWith('$') || prefix.startsWith('$SYS')) throw new Error(`hook ${hook.name} cannot claim ${prefix}`);
+      this.claimed.push(prefix);
+    }
+  }
+
+  /** True when a hook owns the `$` prefix of this topic, so clients may publish to it. */
+  claims(topic: string): boolean {
+    for (const prefix of this.claimed) if (topic.startsWith(prefix)) return true;
+    return false;
   }
 
   /** First non-abstaining answer decides; returns 0 to allow or the v5 reason code of the refusal. */

@@ -39,6 +39,11 @@ export interface SubscriptionRequest {
  */
 export interface Hook {
   readonly name: string;
+  /**
+   * `$`-prefixes (such as `$queue/`) this hook owns: clients may publish to them and the hook's
+   * `authorizePublish` / `onPublish` see those messages. Other `$` topics are refused (`$SYS/` is the broker's).
+   */
+  readonly claims?: readonly string[];
   authenticate?(client: ClientInfo, connect: IConnectPacket): AuthResult | Promise<AuthResult>;
   authorizePublish?(client: ClientInfo, message: Message): AuthzResult;
   authorizeSubscribe?(client: ClientInfo, subscription: SubscriptionRequest): AuthzResult | Promise<AuthzResult>;

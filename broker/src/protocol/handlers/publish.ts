@@ -45,8 +45,8 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void {
 
   const message = new Message(topic, packet.payload as Buffer, qos, packet.retain, props, conn.clientId, broker.now());
   let rc: number = RC.SUCCESS;
-  if (topic.charCodeAt(0) === 0x24 /* $ */) {
-    // `$SYS/` is the broker's; other `$` prefixes are reserved until a feature claims them.
+  if (topic.charCodeAt(0) === 0x24 /* $ */ && !broker.hooks.claims(topic)) {
+    // `$SYS/` is the broker's; other `$` prefixes are reserved until a feature (a hook) claims them.
     rc = RC.NOT_AUTHORIZED;
   } else {
     rc = broker.hooks.authorizePublish(conn, message);

@@ -1,0 +1,108 @@
+/**
+ * In-process integration tests: a real Broker, clients on in-memory duplex streams. They look at state the
+ * black-box tests cannot see (windows, queues, counters) without sockets or child processes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IPublishPacket } from 'mqtt-packet';
+import { pino } from 'pino';
+import { Broker } from './broker.js';
+import { DEFAULTS } from './config/defaults.js';
+import type { Config, MqttConfig } from './config/types.js';
+import { TestClient } from './testing/client.js';
+
+function broker(mqtt: Partial<MqttConfig> = {}): Broker {
+  const config: Config = { ...DEFAULTS, sys_interval: 0, mqtt: { ...DEFAULTS.mqtt, ...mqtt } };
+  return new Broker(config, pino({ level: 'silent' }), 'test');
+}
+
+const publish = (topic: string, qos: 0 | 1 | 2, messageId?: number, payload = 'x'): IPublishPacket =>
+  ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false, messageId });
+
+test('the outgoing in-flight window holds at max_inflight until acknowledgements free it', async () => {
+  const b = broker({ max_inflight: 2 });
+  const sub = new TestClient(b, 4);
+  await sub.connect('sub');
+  sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 't', qos: 1 }] });
+  await sub.until((r) => r.some((p) => p.cmd === 'suback'));
+  const pub = new TestClient(b, 4);
+  await pub.connect('pub');
+  for (let i = 1; i <= 5; i++) pub.send(publish('t', 1, i, String(i)));
+  await pub.until((r) => r.filter((p) => p.cmd === 'puback').length === 5);
+  await sub.until((r) => r.filter((p) => p.cmd === 'publish').length === 2);
+  assert.equal(b.sessions.get('sub')?.queue.length, 3, 'three wait in the queue');
+  const first = sub.all('publish')[0] as IPublishPacket;
+  sub.send({ cmd: 'puback', messageId: first.messageId });
+  await sub.until((r) => r.filter((p) => p.cmd === 'publish').length === 3);
+  assert.deepEqual(sub.all('publish').map((p) => String(p.payload)), ['1', '2', '3'], 'order kept');
+  await b.close(100);
+});
+
+test('a full session queue drops new messages and counts them by reason', async () => {
+  const b = broker({ max_inflight: 1, max_queued: 2 });
+  const sub = new TestClient(b, 5);
+  await sub.connect('sub', { clean: false, properties: { sessionExpiryInterval: 60 } });
+  sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 't', qos: 1 }] });
+  await sub.until((r) => r.some((p) => p.cmd === 'suback'));
+  const pub = new TestClient(b, 5);
+  await pub.connect('pub');
+  for (let i = 1; i <= 6; i++) pub.send(publish('t', 1, i));
+  await pub.until((r) => r.filter((p) => p.cmd === 'puback').length === 6);
+  // one in flight, two queued, three dropped
+  assert.equal(b.stats.dropsByReason.get('queue_full'), 3);
+  assert.equal(b.stats.messagesDropped, 3);
+  await b.close(100);
+});
+
+test('a shared-group message unacknowledged by a member that leaves goes to another member', async () => {
+  const b = broker();
+  const members = [new TestClient(b, 4), new TestClient(b, 4)];
+  for (const [i, m] of members.entries()) {
+    await m.connect(`m${i}`);
+    m.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/g/jobs', qos: 1 }] });
+    await m.until((r) => r.some((p) => p.cmd === 'suback'));
+  }
+  const pub = new TestClient(b, 4);
+  await pub.connect('pub');
+  pub.send(publish('jobs', 1, 1, 'job-1'));
+  await pub.until((r) => r.some((p) => p.cmd === 'puback'));
+  const holder = members.find((m) => m.all('publish').length === 1);
+  const other = members.find((m) => m !== holder);
+  assert.ok(holder && other, 'exactly one member got the job');
+  holder.stream.destroy(); // leaves without PUBACK
+  await other.until((r) => r.some((p) => p.cmd === 'publish'));
+  assert.equal(String(other.all('publish')[0]?.payload), 'job-1');
+  await b.close(100);
+});
+
+test('a will goes out when the connection drops, and not after DISCONNECT', async () => {
+  const b = broker();
+  const watcher = new TestClient(b, 4);
+  await watcher.connect('w');
+  watcher.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'wills/#', qos: 0 }] });
+  await watcher.until((r) => r.some((p) => p.cmd === 'suback'));
+  const polite = new TestClient(b, 4);
+  await polite.connect('polite', { will: { topic: 'wills/polite', payload: Buffer.from('gone'), qos: 0, retain: false } });
+  polite.send({ cmd: 'disconnect' });
+  await polite.until(() => polite.closed);
+  const rude = new TestClient(b, 4);
+  await rude.connect('rude', { will: { topic: 'wills/rude', payload: Buffer.from('gone'), qos: 0, retain: false } });
+  rude.stream.destroy();
+  await watcher.until((r) => r.some((p) => p.cmd === 'publish'));
+  assert.deepEqual(watcher.all('publish').map((p) => p.topic), ['wills/rude']);
+  await b.close(100);
+});
+
+test('session takeover leaves one session, attached to the new connection', async () => {
+  const b = broker();
+  const first = new TestClient(b, 5);
+  await first.connect('same', { clean: false, properties: { sessionExpiryInterval: 60 } });
+  const second = new TestClient(b, 5);
+  const connack = await second.connect('same', { clean: false, properties: { sessionExpiryInterval: 60 } });
+  assert.equal(connack.sessionPresent, true);
+  await first.until(() => first.closed);
+  assert.equal(first.all('disconnect')[0]?.reasonCode, 0x8e);
+  assert.equal(b.sessions.size, 1);
+  assert.equal(b.stats.clientsConnected, 1);
+  await b.close(100);
+});
