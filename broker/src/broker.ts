@@ -246,7 +246,8 @@ export class Broker implements SessionContext {
     if (this.draining) return;
     this.draining = true;
     this.sys.stop();
-    await Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
+    // server.close() resolves only once every socket is gone, so it is awaited after the clients are told.
+    const listenersClosed = Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
     const closing = [...this.connections].map((c) => new Promise<void>((resolve) => {
       if (c.stream.destroyed) return resolve();
       c.stream.once('close', () => resolve());
@@ -260,6 +261,7 @@ export class Broker implements SessionContext {
     ]);
     clearTimeout(timer);
     for (const c of this.connections) c.stream.destroy();
+    await listenersClosed;
     await this.hooks.stop();
   }
 }
