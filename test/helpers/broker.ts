@@ -95,6 +95,8 @@ async function startMosquitto(): Promise<RunningBroker> {
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nlistener ${wsPort} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n`);
   const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((res) => {
@@ -115,6 +117,12 @@ async function startMosquitto(): Promise<RunningBroker> {
   };
 }
 
+/** Every broker child still running; killed when the test process exits so none outlives a failed test. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
 /** Starts a broker and waits until it is ready. */
 export async function startBroker(options: StartOptions = {}): Promise<RunningBroker> {
   if (process.env['SMQ_TEST_AGAINST'] === 'mosquitto') return startMosquitto();
@@ -126,6 +134,8 @@ export async function startBroker(options: StartOptions = {}): Promise<RunningBr
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   const logs: Record<string, unknown>[] = [];
   const waiters = new Set<{ match: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }>();
   let stderr = '';
