@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Installs what the black-box tests need when it is missing, so a fresh machine (or CI) can run `npm test`:
+#   - mosquitto_pub / mosquitto_sub (Debian's mosquitto-clients): real third-party clients in test/20-*;
+#   - mosquitto itself: the reference broker for SMQ_TEST_AGAINST=mosquitto and the benchmarks;
+#   - python3 with paho-mqtt 2.x: test/21-paho drives test/fixtures/paho_client.py;
+#   - node_modules (npm ci) when absent.
+# Caches stay where the tools keep them by default (~/.npm, ~/.cache/pip, /var/cache/apt), outside the repo.
+# Safe to run repeatedly: every step checks first and does nothing when the tool is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '[provision] %s\n' "$*"; }
+die() { printf '[provision] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# apt needs root; use sudo when it is there and needs no password, otherwise say what to install by hand.
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO=(sudo -n)
+  else
+    SUDO=(__no_root__)
+  fi
+fi
+
+# apt_install PKG...: tries the install as is first (fast when the package lists are present) and runs
+# `apt-get update` only if that fails, then tries once more.
+apt_install() {
+  if [ "${SUDO[0]:-}" = "__no_root__" ]; then
+    die "need root (or passwordless sudo) to install: $* — install them by hand and re-run"
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install by hand: $*"
+  log "installing Debian packages: $*"
+  local apt=("${SUDO[@]}" apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+  if ! "${apt[@]}" install --no-install-recommends "$@" </dev/null; then
+    log "install failed; refreshing package lists (apt-get update) and retrying"
+    "${SUDO[@]}" apt-get update -q </dev/null
+    "${apt[@]}" install --no-install-recommends "$@" </dev/null
+  fi
+}
+
+# --- Debian packages -------------------------------------------------------------------------------
+missing=()
+if ! command -v mosquitto_pub >/dev/null 2>&1 || ! command -v mosquitto_sub >/dev/null 2>&1; then
+  missing+=(mosquitto-clients)
+fi
+# The broker binary lives in /usr/sbin, which is not always on a non-root PATH.
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  missing+=(mosquitto)
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+  missing+=(python3 python3-pip)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}"
+else
+  log "mosquitto, mosquitto_pub, mosquitto_sub and python3 present"
+fi
+
+# --- paho-mqtt 2.x for python3 ---------------------------------------------------------------------
+paho_ok() {
+  python3 - <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+import paho.mqtt.client  # noqa: F401
+sys.exit(0 if version("paho-mqtt").split(".")[0] == "2" else 1)
+PY
+}
+if paho_ok; then
+  log "python3 paho-mqtt 2.x present"
+else
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  log "installing python3 paho-mqtt>=2,<3 (pip)"
+  pip_args=(install --quiet --disable-pip-version-check --no-input 'paho-mqtt>=2,<3')
+  # A Debian system python refuses plain pip installs (PEP 668); fall back to overriding that, since
+  # Debian's own python3-paho-mqtt is 1.x and the fixture needs the 2.x callback API.
+  if ! python3 -m pip "${pip_args[@]}"; then
+    log "plain pip install failed; retrying with --break-system-packages"
+    python3 -m pip "${pip_args[@]}" --break-system-packages
+  fi
+  paho_ok || die "paho-mqtt 2.x still not importable by python3"
+fi
+
+# --- node dependencies -----------------------------------------------------------------------------
+if [ ! -d node_modules ]; then
+  log "node_modules missing: npm ci"
+  npm ci --no-audit --no-fund
+else
+  log "node_modules present"
+fi
+
+log "done"

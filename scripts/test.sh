@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# What `npm test` runs: provision the third-party clients the black-box tests drive, build, then run
+# the unit tests (dist/broker, next to the modules) and the black-box suites (dist/test) with node's
+# test runner: every *.test.js file under them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+echo "==> provisioning test dependencies"
+bash scripts/provision.sh
+
+echo "==> building (tsc -p tsconfig.json)"
+npm run build
+
+# A broker that never exits (a drain that hangs, say) would otherwise hold the run until CI's own limit:
+# every test and hook gets at most SMQ_TEST_TIMEOUT_MS, and the whole run at most SMQ_RUN_TIMEOUT_S.
+test_timeout_ms="${SMQ_TEST_TIMEOUT_MS:-120000}"
+run_timeout_s="${SMQ_RUN_TIMEOUT_S:-2400}"
+# The files are listed rather than the directories given: node 20 also runs every .js file under a
+# directory named "test" (dist/test/helpers/*.js) as a test file.
+mapfile -t files < <(find dist/broker dist/test -name '*.test.js' 2>/dev/null | sort)
+if [ "${#files[@]}" -eq 0 ]; then
+  echo "==> no *.test.js files under dist/broker or dist/test" >&2
+  exit 1
+fi
+echo "==> running ${#files[@]} test files: node --test --test-concurrency=2 --test-timeout=${test_timeout_ms} (dist/broker, dist/test)"
+status=0
+timeout --kill-after=30 "${run_timeout_s}" \
+  node --test --test-concurrency=2 --test-timeout="${test_timeout_ms}" "${files[@]}" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "==> test run stopped after ${run_timeout_s} s (SMQ_RUN_TIMEOUT_S): something hung" >&2
+elif [ "$status" -ne 0 ]; then
+  echo "==> tests failed (exit ${status})" >&2
+else
+  echo "==> all tests passed"
+fi
+exit "$status"
