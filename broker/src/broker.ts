@@ -17,7 +17,7 @@ import { Session, type SessionContext, type Will } from './session/session.js';
 import { Stats } from './stats.js';
 import { SysPublisher } from './sys/sys.js';
 
-/** Session Expiry Interval meaning "never" [MQTT-3.1.2-? v5 3.1.2.11.2]. */
+/** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
 const NEVER = 0xffffffff;
 
 /**
@@ -211,7 +211,7 @@ export class Broker implements SessionContext {
     this.router.publish(message);
   }
 
-  /** Sends the retained messages matching a new subscription, by its retain handling [MQTT-3.3.1-6, 3.8.4-?]. */
+  /** Sends the retained messages matching a new subscription, by its retain handling [MQTT-3.3.1-6] (MQTT 5 section 3.3.1.3). */
   sendRetained(session: Session, sub: Subscription, existed: boolean): void {
     if (sub.group !== null) return; // retained messages are not sent to shared subscriptions (v5 4.8.2)
     if (sub.retainHandling === 2 || (sub.retainHandling === 1 && existed)) return;

@@ -5,7 +5,7 @@ import type { Subscription } from './subscription.js';
 
 /**
  * The members of one shared-subscription group on one filter (`$share/<group>/<filter>`, or `$queue/<filter>`,
- * which is the group `$queue`). Each message goes to exactly one member [MQTT-4.8.2-3? see 4.8.2].
+ * which is the group `$queue`). Each message goes to exactly one member (MQTT 5 section 4.8.2).
  */
 export class SharedGroup {
   readonly name: string;

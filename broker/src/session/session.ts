@@ -45,7 +45,7 @@ export class Session {
   readonly inflight = new Map<number, Delivery>();
   /** Outgoing QoS 1/2 messages waiting for room in the in-flight window. */
   readonly queue = new Ring<Delivery>();
-  /** Incoming QoS 2 packet ids whose PUBREL has not arrived yet [MQTT-4.3.3-9? see 4.3.3]. */
+  /** Incoming QoS 2 packet ids whose PUBREL has not arrived yet (section 4.3.3). */
   readonly incomingQos2 = new Set<number>();
   /** Session Expiry Interval in seconds; 0xFFFFFFFF never expires. */
   expiryInterval = 0;
@@ -146,7 +146,7 @@ export class Session {
 
   /**
    * A connection attaches: in-flight messages are sent again, PUBLISH with DUP=1 [MQTT-4.4.0-1, 3.3.1-1] or
-   * PUBREL [MQTT-4.4.0-2? see 4.4], in their original order, then the queue drains.
+   * PUBREL (section 4.4), in their original order, then the queue drains.
    */
   attach(o: Outlet): void {
     this.outlet = o;

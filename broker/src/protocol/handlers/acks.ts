@@ -2,7 +2,7 @@ import type { IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from
 import type { Connection } from '../../connection/connection.js';
 import { RC } from '../reason-codes.js';
 
-/** PUBACK: an outgoing QoS 1 message is done [MQTT-4.3.2-? sender side]. */
+/** PUBACK: an outgoing QoS 1 message is done (section 4.3.2). */
 export function handlePuback(conn: Connection, packet: IPubackPacket): void {
   conn.session?.complete(packet.messageId ?? 0);
 }
@@ -13,7 +13,7 @@ export function handlePubrec(conn: Connection, packet: IPubrecPacket): void {
   const session = conn.session;
   if (!session) return;
   if ((packet.reasonCode ?? 0) >= 0x80) {
-    session.complete(id); // [MQTT-4.3.3-? v5] a failed PUBREC ends the QoS 2 flow
+    session.complete(id); // a PUBREC with a failure code ends the QoS 2 flow (MQTT 5 section 4.3.3)
     return;
   }
   if (session.received(id)) {

@@ -41,7 +41,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   conn.broker.clientConnected(conn, packet);
 }
 
-/** v5 CONNECT properties that must be valid before anything else [MQTT-3.1.2-? 3.1.2.11]. */
+/** v5 CONNECT properties that must be valid before anything else (MQTT 5 section 3.1.2.11). */
 function checkProperties(conn: Connection, packet: IConnectPacket): void {
   const p = packet.properties;
   if (conn.protocolVersion !== 5 || !p) return;
@@ -71,7 +71,7 @@ function identify(conn: Connection, packet: IConnectPacket, props: ConnackProper
   conn.log = conn.log.child({ clientId: id });
 }
 
-/** The will must be publishable: a valid topic name [MQTT-3.1.3-? will topic], retain only if available. */
+/** The will must be publishable: a valid topic name [MQTT-3.1.3-11], retain only if available. */
 function checkWill(conn: Connection, packet: IConnectPacket): void {
   const will = packet.will;
   if (!will) return;

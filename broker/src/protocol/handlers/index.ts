@@ -46,7 +46,7 @@ export function dispatch(conn: Connection, packet: Packet): Promise<void> | void
       // Enhanced authentication is not offered, so an AUTH packet is a protocol error [MQTT-4.12.0-1].
       throw new MqttError(RC.PROTOCOL_ERROR, 'AUTH without an authentication method');
     default:
-      // Server-to-client packets (CONNACK, SUBACK, ...) from a client [MQTT-2.1.? reserved use].
+      // Server-to-client packets (CONNACK, SUBACK, ...) from a client are a protocol error.
       throw protocolError(`unexpected ${packet.cmd.toUpperCase()} from a client`);
   }
 }

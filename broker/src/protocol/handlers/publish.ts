@@ -7,7 +7,7 @@ import { isValidTopicName, isWellFormedString } from '../validate.js';
 
 /**
  * PUBLISH from a client: resolve the topic alias, validate, authorize, route, acknowledge. QoS 2 is handled by
- * the "store packet id, deliver once, PUBREC" method [MQTT-4.3.3-? method B]: a duplicate before PUBREL is
+ * the "store packet id, deliver once, PUBREC" method (MQTT 5 section 4.3.3): a duplicate before PUBREL is
  * acknowledged again but not routed again.
  */
 export function handlePublish(conn: Connection, packet: IPublishPacket): void {
@@ -36,7 +36,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void {
   broker.stats.messagesReceived++;
 
   if (qos === 2 && session.incomingQos2.has(id)) {
-    conn.write({ cmd: 'pubrec', messageId: id }); // duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10? see 4.3.3]
+    conn.write({ cmd: 'pubrec', messageId: id }); // duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10]
     return;
   }
   if (qos === 2 && session.incomingQos2.size >= broker.config.mqtt.receive_maximum) {

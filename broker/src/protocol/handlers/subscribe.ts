@@ -7,7 +7,7 @@ import { isValidTopicFilter, isWellFormedString, parseShared } from '../validate
 
 /**
  * SUBSCRIBE: each filter is validated and authorized on its own, so one bad filter fails only its own SUBACK
- * entry [MQTT-3.8.4-? v5 3.9.3]. Retained messages follow the SUBACK.
+ * entry (MQTT 5 section 3.9.3). Retained messages follow the SUBACK.
  */
 export function handleSubscribe(conn: Connection, packet: ISubscribePacket): Promise<void> | void {
   if (packet.subscriptions.length === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'SUBSCRIBE without filters'); // [MQTT-3.8.3-3]

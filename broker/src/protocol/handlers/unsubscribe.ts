@@ -4,7 +4,7 @@ import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
 import { isValidTopicFilter, parseShared } from '../validate.js';
 
-/** UNSUBSCRIBE: removes each filter the session has; v5 says per filter whether one existed [MQTT-3.11.3-? ]. */
+/** UNSUBSCRIBE: removes each filter the session has; v5 says per filter whether one existed (MQTT 5 section 3.11.3). */
 export function handleUnsubscribe(conn: Connection, packet: IUnsubscribePacket): void {
   if (packet.unsubscriptions.length === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'UNSUBSCRIBE without filters'); // [MQTT-3.10.3-2]
   const session = conn.session;
