@@ -4,12 +4,12 @@
  * environment overrides; and the seed's sample YAML loading as is.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { runToEnd } from './helpers/process.js';
 import { BIN, ROOT, freePort, startBroker } from './helpers/broker.js';
 import { RawClient } from './helpers/raw.js';
 
@@ -82,24 +82,7 @@ interface Run {
  * reported as such (a broker that started instead of refusing its configuration, say).
  */
 function runSmq(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 10000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8');
-    proc.stderr.setEncoding('utf8');
-    proc.stdout.on('data', (d: string) => { stdout += d; });
-    proc.stderr.on('data', (d: string) => { stderr += d; });
-    const t = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`smq ${args.join(' ')} still running after ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
-    }, timeoutMs);
-    proc.once('error', (e) => { clearTimeout(t); reject(e); });
-    proc.once('close', (code, signal) => {
-      clearTimeout(t);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runToEnd(process.execPath, [BIN, ...args], { cwd: ROOT, env, timeoutMs });
 }
 
 /** Writes `text` as a config file in a fresh directory. */

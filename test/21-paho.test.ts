@@ -3,10 +3,10 @@
  * broker for MQTT 3.1.1 and 5 and checks the events it prints, one JSON object per line.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, startBroker, type RunningBroker } from './helpers/broker.js';
+import { runToEnd } from './helpers/process.js';
 
 const SCRIPT = join(ROOT, 'test', 'fixtures', 'paho_client.py');
 
@@ -39,40 +39,23 @@ let broker: RunningBroker;
 let seq = 0;
 
 /** Runs one scenario to completion (the script bounds each of its own waits; this bounds the whole run). */
-function runPaho(protocol: 'MQTTv311' | 'MQTTv5', scenario: string, timeoutMs = 30000): Promise<PahoRun> {
+async function runPaho(protocol: 'MQTTv311' | 'MQTTv5', scenario: string, timeoutMs = 30000): Promise<PahoRun> {
   seq += 1;
   const prefix = `paho/${process.pid}/${seq}`;
-  return new Promise((resolve, reject) => {
-    const proc = spawn('python3', [SCRIPT, '127.0.0.1', String(broker.port), protocol, scenario, prefix], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PYTHONUNBUFFERED: '1' },
-    });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8');
-    proc.stderr.setEncoding('utf8');
-    proc.stdout.on('data', (d: string) => { stdout += d; });
-    proc.stderr.on('data', (d: string) => { stderr += d; });
-    const t = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`paho ${scenario} still running after ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
-    }, timeoutMs);
-    proc.once('error', (e) => { clearTimeout(t); reject(e); });
-    proc.once('close', (code) => {
-      clearTimeout(t);
-      const events: PahoEvent[] = [];
-      for (const line of stdout.split('\n')) {
-        if (line.trim() === '') continue;
-        try {
-          events.push(JSON.parse(line) as PahoEvent);
-        } catch {
-          reject(new Error(`unparseable line from paho_client.py: ${line}; stderr: ${stderr}`));
-          return;
-        }
-      }
-      resolve({ code, events, stderr });
-    });
+  const run = await runToEnd('python3', [SCRIPT, '127.0.0.1', String(broker.port), protocol, scenario, prefix], {
+    env: { PYTHONUNBUFFERED: '1' },
+    timeoutMs,
   });
+  const events: PahoEvent[] = [];
+  for (const line of run.stdout.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      events.push(JSON.parse(line) as PahoEvent);
+    } catch {
+      throw new Error(`unparseable line from paho_client.py: ${line}; stderr: ${run.stderr}`);
+    }
+  }
+  return { code: run.code, events, stderr: run.stderr };
 }
 
 /** Asserts the run ended with "done" and exit code 0, showing everything it printed otherwise. */

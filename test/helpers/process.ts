@@ -1,0 +1,40 @@
+/** Running a command to completion in tests, with a bound on how long it may take. */
+import { spawn } from 'node:child_process';
+
+/** How a finished command ended and what it printed. */
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command args` to completion. One still running after `timeoutMs` is killed and the promise rejects,
+ * naming the command and what it printed so far.
+ */
+export function runToEnd(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Finished> {
+  const timeoutMs = options.timeoutMs ?? 10000;
+  return new Promise((resolve, reject) => {
+    const proc = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
+    proc.stdout.on('data', (d: string) => { stdout += d; });
+    proc.stderr.on('data', (d: string) => { stderr += d; });
+    const t = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')} still running after ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
+    }, timeoutMs);
+    proc.once('error', (e) => { clearTimeout(t); reject(e); });
+    proc.once('close', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
