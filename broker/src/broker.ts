@@ -3,8 +3,10 @@ import type { IConnectPacket, IConnackPacket, QoS } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
 import { Connection, type Peer } from './connection/connection.js';
+import { createAclHooks } from './acl/index.js';
+import { createAuthHooks } from './auth/index.js';
 import { HookRegistry } from './hooks/registry.js';
-import type { ClientInfo } from './hooks/types.js';
+import type { ClientInfo, Hook } from './hooks/types.js';
 import { TcpListener } from './listeners/tcp.js';
 import type { Bound, Listener } from './listeners/types.js';
 import { WebSocketListener } from './listeners/websocket.js';
@@ -49,6 +51,16 @@ export class Broker implements SessionContext {
     this.maxInflight = config.mqtt.max_inflight;
     this.maxQueued = config.mqtt.max_queued;
     this.sys = new SysPublisher(this);
+    // Authentication first (its order is the order of consultation), then access control.
+    for (const h of createAuthHooks(config, log)) this.addHook(h);
+    for (const h of createAclHooks(config, log)) this.addHook(h);
+  }
+
+  /** Adds a hook (auth, ACL, bridge, ...); the delivery path learns whether anyone checks reads. */
+  addHook(hook: Hook): void {
+    this.hooks.add(hook);
+    const hooks = this.hooks;
+    this.router.canRead = hooks.readAuthz === null ? null : (client, message) => hooks.authorizeRead(client, message);
   }
 
   /** Milliseconds since the epoch; one place, so tests and expiry agree. */
@@ -114,6 +126,7 @@ export class Broker implements SessionContext {
       session.expiryInterval = packet.clean ? 0 : cfg.session_expiry_interval;
     }
     conn.session = session;
+    session.client = conn;
     return { sessionPresent: present }; // [MQTT-3.2.2-1..3]
   }
 
@@ -157,7 +170,7 @@ export class Broker implements SessionContext {
   private scheduleWill(session: Session, will: Will, client: ClientInfo): void {
     const delay = will.properties?.willDelayInterval ?? 0;
     if (delay === 0 || session.expiryInterval === 0) {
-      this.publishWill(will, client.clientId);
+      this.publishWill(will, client);
       return;
     }
     session.pendingWill = will;
@@ -165,7 +178,7 @@ export class Broker implements SessionContext {
       session.willTimer = null;
       const w = session.pendingWill;
       session.pendingWill = null;
-      if (w) this.publishWill(w, session.clientId);
+      if (w) this.publishWill(w, client);
     }, Math.min(delay, session.expiryInterval) * 1000);
     session.willTimer.unref();
   }
@@ -190,18 +203,25 @@ export class Broker implements SessionContext {
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
     const will = session.pendingWill;
     session.pendingWill = null;
-    if (will) this.publishWill(will, session.clientId);
+    if (will && session.client) this.publishWill(will, session.client);
     session.queue.clear();
     session.inflight.clear();
   }
 
-  private publishWill(will: Will, clientId: string): void {
+  /** Publishes a will under the same rules as the client's own publishes: a will the ACL denies is dropped. */
+  private publishWill(will: Will, client: ClientInfo): void {
     const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
     const { willDelayInterval: _delay, ...props } = will.properties ?? {};
     const message = new Message(will.topic, payload, will.qos ?? 0, will.retain ?? false,
-      Object.keys(props).length ? props : undefined, clientId, this.now());
-    if (will.topic.startsWith('$')) return; // the same rule as a client's own publish
-    this.route(null, message);
+      Object.keys(props).length ? props : undefined, client.clientId, this.now());
+    if (will.topic.startsWith('$') && !this.hooks.claims(will.topic)) return;
+    const decide = (rc: number): void => {
+      if (rc === RC.SUCCESS) this.route(client, message);
+      else this.log.info({ clientId: client.clientId, reasonCode: rc }, 'will not published: not authorized');
+    };
+    const rc = this.hooks.authorizePublish(client, message);
+    if (typeof rc === 'number') decide(rc);
+    else rc.then(decide, (err: unknown) => this.log.error({ err }, 'will authorization failed'));
   }
 
   /** Routes an accepted message: retained store, hooks, then subscribers. */
@@ -217,6 +237,7 @@ export class Broker implements SessionContext {
     if (sub.retainHandling === 2 || (sub.retainHandling === 1 && existed)) return;
     for (const m of this.router.retainedFor(sub.filter, this.now())) {
       if (sub.filter.charCodeAt(0) !== 0x24 && m.topic.charCodeAt(0) === 0x24) continue;
+      if (session.client !== null && !this.hooks.authorizeRead(session.client, m)) continue; // the ACL decides
       session.deliver(m, (m.qos < sub.qos ? m.qos : sub.qos), true, sub.id ? [sub.id] : undefined, null);
     }
   }

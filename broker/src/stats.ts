@@ -11,6 +11,7 @@ export class Stats {
   bytesSent = 0;
   publishDenied = 0;
   refused = 0;
+  authFailures = 0;
   malformed = 0;
   slowConsumers = 0;
   /** Drops by reason (`queue_full`, `slow_consumer`, `expired`, `too_large`). */

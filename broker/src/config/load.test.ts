@@ -119,8 +119,8 @@ describe('loadConfig: sources', () => {
       http: { ...DEFAULTS.http, enable: true, host: '0.0.0.0', port: 8888 },
       bridge: { enable: false, type: 'kafka', kafka: { addr: ['127.0.0.1:9092'] } },
       notify: { enable: false, type: 'grpc', server: '127.0.0.1:9999' },
-      auth: { enable: false },
-      acl: { enable: false },
+      auth: { ...DEFAULTS.auth, enable: false },
+      acl: { ...DEFAULTS.acl, enable: false },
       log: { level: 'info' },
     };
     assert.deepEqual(config, expected);
@@ -256,7 +256,7 @@ describe('loadConfig: errors', () => {
       key: 'tls.enabled',
       message: /did you mean "tls\.enable"\? \(expected one of the keys of "tls": enable, /,
     });
-    assert.equal(err.expected, 'one of the keys of "tls": enable, verify, cert, key, ca, port');
+    assert.equal(err.expected, 'one of the keys of "tls": enable, verify, cert, key, ca, port, min_version, ciphers, cert_username');
   });
 
   it('suggests the right section for a key written at the wrong level', () => {
@@ -311,7 +311,7 @@ describe('loadConfig: errors', () => {
     assertConfigError(() => loadConfig({ file: section, env: {} }), {
       file: section,
       key: 'tls',
-      message: /expected a mapping of enable, verify, cert, key, ca, port, got true/,
+      message: /expected a mapping of enable, verify, cert, key, ca, port, min_version, ciphers, cert_username, got true/,
     });
     const empty = yamlFile('host: ""\n');
     assertConfigError(() => loadConfig({ file: empty, env: {} }), {

@@ -94,6 +94,8 @@ const REQUIRES: readonly Requirement[] = [
   { when: 'tls.enable', requires: 'tls.cert', expected: 'a certificate file when tls.enable is true' },
   { when: 'tls.enable', requires: 'tls.key', expected: 'a private key file when tls.enable is true' },
   { when: 'tls.verify', requires: 'tls.ca', expected: 'a CA bundle file when tls.verify is true' },
+  { when: 'wss.enable', requires: 'tls.cert', expected: 'a certificate file when wss.enable is true' },
+  { when: 'wss.enable', requires: 'tls.key', expected: 'a private key file when wss.enable is true' },
 ];
 
 /**

@@ -93,6 +93,19 @@ const INT32 = 2147483647;
 const NON_EMPTY = { regex: /\S/, expected: 'a non-empty string' } as const;
 const DAY = 86400;
 
+/** The four keys of an HTTP decision backend (`auth.http`, `acl.http`). */
+function httpBackend<P extends 'auth' | 'acl'>(prefix: P, what: string) {
+  return [
+    { path: `${prefix}.http.url`, kind: 'string', description: `URL of the HTTP ${what} backend; empty turns it off` },
+    { path: `${prefix}.http.timeout`, kind: 'int', min: 1, max: 60000, description: `milliseconds to wait for the ${what} backend` },
+    { path: `${prefix}.http.cache_ttl`, kind: 'int', min: 0, max: DAY, description: `seconds an ${what} answer is cached; 0 = no cache` },
+    {
+      path: `${prefix}.http.on_error`, kind: 'enum', values: ['deny', 'allow'],
+      description: `what a timeout or error of the ${what} backend means`,
+    },
+  ] as const;
+}
+
 const KEYS = [
   {
     path: 'cluster', kind: 'string', pattern: NON_EMPTY,
@@ -116,6 +129,12 @@ const KEYS = [
   { path: 'tls.key', kind: 'string', description: 'server private key file (PEM)' },
   { path: 'tls.ca', kind: 'string', description: 'CA bundle that verifies client certificates (PEM)' },
   { path: 'tls.port', kind: 'int', ...PORT, description: 'MQTT over TLS listen port' },
+  { path: 'tls.min_version', kind: 'enum', values: ['TLSv1.2', 'TLSv1.3'], description: 'oldest TLS version accepted' },
+  { path: 'tls.ciphers', kind: 'string', description: "OpenSSL cipher list; empty keeps Node's default" },
+  {
+    path: 'tls.cert_username', kind: 'enum', values: ['none', 'cn', 'san'],
+    description: 'take the username from the verified client certificate (its CN or first SAN)',
+  },
 
   { path: 'ws.enable', kind: 'bool', description: 'start the MQTT over WebSocket listener' },
   { path: 'ws.host', kind: 'string', description: 'WebSocket listen address; empty means the top-level host' },
@@ -125,6 +144,16 @@ const KEYS = [
     kind: 'string',
     pattern: { regex: /^\//, expected: 'a URL path starting with "/"' },
     description: 'URL path that accepts MQTT over WebSocket',
+  },
+
+  { path: 'wss.enable', kind: 'bool', description: 'start the MQTT over secure WebSocket listener (uses the tls certificates)' },
+  { path: 'wss.host', kind: 'string', description: 'secure WebSocket listen address; empty means the top-level host' },
+  { path: 'wss.port', kind: 'int', ...PORT, description: 'secure WebSocket listen port' },
+  {
+    path: 'wss.path',
+    kind: 'string',
+    pattern: { regex: /^\//, expected: 'a URL path starting with "/"' },
+    description: 'URL path that accepts MQTT over secure WebSocket',
   },
 
   {
@@ -149,7 +178,56 @@ const KEYS = [
     path: 'auth.enable', kind: 'bool',
     description: 'require client authentication (false lets anonymous clients connect)',
   },
+  { path: 'auth.password_file', kind: 'string', description: 'password file written by `smq passwd`; reloaded on change' },
+  ...httpBackend('auth', 'authentication'),
+  {
+    path: 'auth.jwt.from', kind: 'enum', values: ['password', 'username'],
+    description: 'which CONNECT field carries a JWT',
+  },
+  { path: 'auth.jwt.secret', kind: 'string', description: 'HS256 secret for JWTs; empty disables HS256' },
+  { path: 'auth.jwt.jwks_file', kind: 'string', description: 'JWKS file with RS256/ES256 public keys; empty disables them' },
+  { path: 'auth.jwt.issuer', kind: 'string', description: 'required JWT iss claim; empty accepts any' },
+  { path: 'auth.jwt.audience', kind: 'string', description: 'required JWT aud claim; empty accepts any' },
+  {
+    path: 'auth.max_failures', kind: 'int', min: 0, max: INT32,
+    description: 'failed logins from one address before further attempts are slowed; 0 = never slowed',
+  },
+  { path: 'auth.failure_window', kind: 'int', min: 1, max: DAY, description: 'seconds over which failed logins are counted' },
+  {
+    path: 'auth.failure_delay', kind: 'int', min: 0, max: 30000,
+    description: 'milliseconds the first slowed attempt waits (doubling, at most 30 s)',
+  },
+
   { path: 'acl.enable', kind: 'bool', description: 'enforce access control on publish and subscribe' },
+  { path: 'acl.file', kind: 'string', description: 'YAML access rules file; reloaded on change' },
+  { path: 'acl.default', kind: 'enum', values: ['deny', 'allow'], description: 'what applies when no rule matches' },
+  ...httpBackend('acl', 'access control'),
+
+  { path: 'limits.max_connections', kind: 'int', min: 0, max: INT32, description: 'open connections in total; 0 = no limit' },
+  {
+    path: 'limits.max_connections_per_address', kind: 'int', min: 0, max: INT32,
+    description: 'open connections from one IP address; 0 = no limit',
+  },
+  {
+    path: 'limits.connection_rate', kind: 'int', min: 0, max: INT32,
+    description: 'new connections per second from one IP address; 0 = no limit',
+  },
+  {
+    path: 'limits.max_subscriptions', kind: 'int', min: 0, max: INT32,
+    description: 'subscriptions one session may hold; 0 = no limit',
+  },
+  { path: 'limits.max_topic_levels', kind: 'int', min: 1, max: 65535, description: 'levels in a topic name or filter' },
+  { path: 'limits.max_topic_length', kind: 'int', min: 1, max: 65535, description: 'bytes in a topic name or filter' },
+  {
+    path: 'limits.publish_rate', kind: 'int', min: 0, max: INT32,
+    description: 'PUBLISH packets per second from one client (it is slowed, not dropped); 0 = no limit',
+  },
+  {
+    path: 'limits.flapping_max', kind: 'int', min: 0, max: INT32,
+    description: 'connections of one client id within flapping_window before it is banned; 0 = off',
+  },
+  { path: 'limits.flapping_window', kind: 'int', min: 1, max: DAY, description: 'seconds over which connections are counted for flapping' },
+  { path: 'limits.flapping_ban', kind: 'int', min: 1, max: DAY, description: 'seconds a flapping client id is refused' },
   { path: 'log.level', kind: 'enum', values: LOG_LEVELS, description: 'log level' },
   {
     path: 'store.dir', kind: 'string',

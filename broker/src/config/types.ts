@@ -19,6 +19,12 @@ export interface TlsConfig {
   /** CA bundle used to verify client certificates when `verify` is on. */
   readonly ca: string;
   readonly port: number;
+  /** Oldest TLS version accepted. */
+  readonly min_version: 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list; empty keeps Node's default. */
+  readonly ciphers: string;
+  /** Take the username from the verified client certificate: its CN, or its first SAN (DNS, email or URI). */
+  readonly cert_username: 'none' | 'cn' | 'san';
 }
 
 /** MQTT over WebSocket listener. */
@@ -28,6 +34,85 @@ export interface WsConfig {
   readonly host: string;
   readonly port: number;
   readonly path: string;
+}
+
+/** MQTT over secure WebSocket (wss), using the certificates of the `tls` block. */
+export interface WssConfig {
+  readonly enable: boolean;
+  /** Listen address; empty means the top-level `host`. */
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+}
+
+/** An HTTP service that answers authentication or ACL questions. */
+export interface HttpBackendConfig {
+  /** URL POSTed to with a JSON body; empty turns the backend off. */
+  readonly url: string;
+  /** Milliseconds to wait for an answer. */
+  readonly timeout: number;
+  /** Seconds an answer is cached; 0 disables the cache. */
+  readonly cache_ttl: number;
+  /** What a timeout or error means: deny (default) or allow. */
+  readonly on_error: 'deny' | 'allow';
+}
+
+/** Authentication (the seed's `auth` block, extended). */
+export interface AuthConfig {
+  /** Refuse clients that no backend accepts (the seed's meaning: true = authentication required). */
+  readonly enable: boolean;
+  /** Password file written by `smq passwd`; reloaded when it changes. */
+  readonly password_file: string;
+  readonly http: HttpBackendConfig;
+  readonly jwt: {
+    /** Where the token is read from: the MQTT password (default) or the username. */
+    readonly from: 'password' | 'username';
+    /** HS256 secret; empty disables HS256. */
+    readonly secret: string;
+    /** JWKS file with RS256/ES256 public keys; empty disables them. */
+    readonly jwks_file: string;
+    /** Required `iss`, if not empty. */
+    readonly issuer: string;
+    /** Required `aud`, if not empty. */
+    readonly audience: string;
+  };
+  /** Failed logins from one address within `failure_window` seconds before new attempts are slowed down. */
+  readonly max_failures: number;
+  readonly failure_window: number;
+  /** Milliseconds each further attempt from that address waits before it is answered (doubling, capped at 30 s). */
+  readonly failure_delay: number;
+}
+
+/** Access control (the seed's `acl` block, extended). */
+export interface AclConfig {
+  readonly enable: boolean;
+  /** YAML rules file; reloaded when it changes. */
+  readonly file: string;
+  /** What applies when no rule matches. */
+  readonly default: 'deny' | 'allow';
+  readonly http: HttpBackendConfig;
+}
+
+/** Limits that keep one client from hurting the others. 0 turns a limit off where noted. */
+export interface LimitsConfig {
+  /** Open connections in total; 0 = no limit. */
+  readonly max_connections: number;
+  /** Open connections from one IP address; 0 = no limit. */
+  readonly max_connections_per_address: number;
+  /** New connections per second from one IP address (token bucket, burst of the same size); 0 = no limit. */
+  readonly connection_rate: number;
+  /** Subscriptions one session may hold; 0 = no limit. */
+  readonly max_subscriptions: number;
+  /** Levels in a topic name or filter. */
+  readonly max_topic_levels: number;
+  /** Bytes in a topic name or filter. */
+  readonly max_topic_length: number;
+  /** PUBLISH packets per second from one client (token bucket; the client is slowed, not dropped); 0 = no limit. */
+  readonly publish_rate: number;
+  /** Flapping detection: a client id connecting more than `flapping_max` times within `flapping_window` seconds is refused for `flapping_ban` seconds. 0 turns it off. */
+  readonly flapping_max: number;
+  readonly flapping_window: number;
+  readonly flapping_ban: number;
 }
 
 /** Protocol limits and behaviour. */
@@ -75,6 +160,7 @@ export interface Config {
   readonly port: number;
   readonly tls: TlsConfig;
   readonly ws: WsConfig;
+  readonly wss: WssConfig;
   readonly etcd: { readonly endpoints: readonly string[] };
   readonly http: {
     readonly enable: boolean;
@@ -88,8 +174,9 @@ export interface Config {
     readonly kafka: { readonly addr: readonly string[] };
   };
   readonly notify: { readonly enable: boolean; readonly type: 'grpc' | 'http'; readonly server: string };
-  readonly auth: { readonly enable: boolean };
-  readonly acl: { readonly enable: boolean };
+  readonly auth: AuthConfig;
+  readonly acl: AclConfig;
+  readonly limits: LimitsConfig;
   readonly log: { readonly level: LogLevel };
   readonly store: { readonly dir: string };
   /** Seconds between `$SYS/broker/...` updates; 0 turns them off. */

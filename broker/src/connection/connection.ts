@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker.js';
-import type { ClientInfo } from '../hooks/types.js';
+import type { ClientInfo, PeerCertificate } from '../hooks/types.js';
 import { dispatch } from '../protocol/handlers/index.js';
 import { MqttError } from '../protocol/errors.js';
 import { RC } from '../protocol/reason-codes.js';
@@ -18,6 +18,8 @@ interface ParserState {
 export interface Peer {
   readonly transport: string;
   readonly remoteAddress: string;
+  /** The verified client certificate (mutual TLS), if any. */
+  readonly certificate?: PeerCertificate | undefined;
 }
 
 /**
@@ -29,6 +31,7 @@ export class Connection implements Outlet, ClientInfo {
   readonly stream: Duplex;
   readonly transport: string;
   readonly remoteAddress: string;
+  readonly certificate: PeerCertificate | undefined;
   log: Logger;
   protocolVersion: 3 | 4 | 5 = 4;
   clientId = '';
@@ -71,6 +74,7 @@ export class Connection implements Outlet, ClientInfo {
     this.stream = stream;
     this.transport = peer.transport;
     this.remoteAddress = peer.remoteAddress;
+    this.certificate = peer.certificate;
     this.log = broker.log.child({ remote: peer.remoteAddress, transport: peer.transport });
     const cfg = broker.config.mqtt;
     this.maxPacketSize = cfg.max_packet_size;

@@ -8,7 +8,7 @@ import { HookRegistry } from './registry.js';
 import type { ClientInfo, Hook } from './types.js';
 
 const log = pino({ level: 'silent' });
-const client: ClientInfo = { clientId: 'c1', username: 'u', remoteAddress: '127.0.0.1', transport: 'tcp', protocolVersion: 5 };
+const client: ClientInfo = { clientId: 'c1', username: 'u', remoteAddress: '127.0.0.1', transport: 'tcp', protocolVersion: 5, certificate: undefined };
 const connect: IConnectPacket = { cmd: 'connect', clientId: 'c1' };
 const message = new Message('a/b', Buffer.from('x'), 1, false, undefined, 'c1', Date.now());
 

@@ -17,6 +17,8 @@ export class HookRegistry {
   private readonly aclRequired: boolean;
   private authenticateHooks: Hook[] | null = null;
   private publishAuthz: Hook[] | null = null;
+  /** Hooks providing `authorizeRead`, or null: the delivery path checks this once per publish. */
+  readAuthz: Hook[] | null = null;
   private subscribeAuthz: Hook[] | null = null;
   /** Hooks providing `onPublish`, or null when none does. */
   publishListeners: Hook[] | null = null;
@@ -39,9 +41,10 @@ export class HookRegistry {
     };
     this.authenticateHooks = having('authenticate');
     this.publishAuthz = having('authorizePublish');
+    this.readAuthz = having('authorizeRead');
     this.subscribeAuthz = having('authorizeSubscribe');
     this.publishListeners = having('onPublish');
-    const events = this.hooks.filter((h) => h.onConnected || h.onDisconnected || h.onSubscribed || h.onUnsubscribed || h.onDropped);
+    const events = this.hooks.filter((h) => h.onConnected || h.onDisconnected || h.onSubscribed || h.onUnsubscribed || h.onDropped || h.onAuthFailure);
     this.eventHooks = events.length ? events : null;
     for (const prefix of hook.claims ?? []) {
       if (!prefix.startsWith('$') || prefix.startsWith('$SYS')) throw new Error(`hook ${hook.name} cannot claim ${prefix}`);
@@ -67,10 +70,31 @@ export class HookRegistry {
     return this.authRequired ? RC.NOT_AUTHORIZED : RC.SUCCESS;
   }
 
-  /** Deny wins; returns 0 to allow or a v5 reason code. Synchronous: it sits on the publish path. */
-  authorizePublish(client: ClientInfo, message: Message): number {
-    if (!this.publishAuthz) return this.aclRequired ? RC.NOT_AUTHORIZED : RC.SUCCESS;
-    return combine(this.publishAuthz.map((h) => (h.authorizePublish as Fn<'authorizePublish'>).call(h, client, message)), this.aclRequired);
+  /**
+   * Deny wins; returns 0 to allow or a v5 reason code. Synchronous unless a hook answers with a promise, so the
+   * common case costs no promise on the publish path.
+   */
+  authorizePublish(client: ClientInfo, message: Message): number | Promise<number> {
+    const list = this.publishAuthz;
+    if (list === null) return this.aclRequired ? RC.NOT_AUTHORIZED : RC.SUCCESS;
+    const answers: (AuthzResult | Promise<AuthzResult>)[] = [];
+    let pending = false;
+    for (const h of list) {
+      const a = (h.authorizePublish as Fn<'authorizePublish'>).call(h, client, message);
+      if (a instanceof Promise) pending = true;
+      answers.push(a);
+    }
+    if (!pending) return combine(answers as AuthzResult[], this.aclRequired);
+    return Promise.all(answers).then((all) => combine(all, this.aclRequired));
+  }
+
+  /** Deny wins, synchronously; true when the client may receive the message. */
+  authorizeRead(client: ClientInfo, message: Message): boolean {
+    const list = this.readAuthz;
+    if (list === null) return true;
+    const answers: AuthzResult[] = [];
+    for (const h of list) answers.push((h.authorizeRead as Fn<'authorizeRead'>).call(h, client, message));
+    return combine(answers, this.aclRequired) === RC.SUCCESS;
   }
 
   /** Deny wins; returns 0 to allow or a v5 reason code. */
@@ -86,6 +110,10 @@ export class HookRegistry {
     const list = this.publishListeners;
     if (list === null) return;
     for (const h of list) this.safely(h, 'onPublish', () => (h.onPublish as Fn<'onPublish'>).call(h, client, message));
+  }
+
+  authFailed(client: ClientInfo, reasonCode: number): void {
+    this.each('onAuthFailure', (h) => h.onAuthFailure?.(client, reasonCode));
   }
 
   connected(client: ClientInfo, connect: IConnectPacket): void {

@@ -1,6 +1,14 @@
 import type { IConnectPacket } from 'mqtt-packet';
 import type { Message } from '../message/message.js';
 
+/** What a verified client certificate says about its holder (mutual TLS). */
+export interface PeerCertificate {
+  /** Subject common name, '' when absent. */
+  readonly cn: string;
+  /** Subject alternative names without their type prefix (DNS, email, URI), in certificate order. */
+  readonly san: readonly string[];
+}
+
 /** What the broker knows about a client, handed to hooks. */
 export interface ClientInfo {
   readonly clientId: string;
@@ -8,6 +16,8 @@ export interface ClientInfo {
   readonly remoteAddress: string;
   readonly transport: string;
   readonly protocolVersion: 3 | 4 | 5;
+  /** The verified client certificate, when the client connected with mutual TLS. */
+  readonly certificate: PeerCertificate | undefined;
 }
 
 /** The answer of an authentication hook. `undefined` abstains and lets the next hook decide. */
@@ -45,10 +55,18 @@ export interface Hook {
    */
   readonly claims?: readonly string[];
   authenticate?(client: ClientInfo, connect: IConnectPacket): AuthResult | Promise<AuthResult>;
-  authorizePublish?(client: ClientInfo, message: Message): AuthzResult;
+  /** May return a promise (HTTP backends); the connection then holds later packets so order is kept. */
+  authorizePublish?(client: ClientInfo, message: Message): AuthzResult | Promise<AuthzResult>;
+  /**
+   * May this client receive this message? Asked for retained messages sent on subscribe and for every live
+   * delivery, so it must be synchronous and cheap (cache per client and topic).
+   */
+  authorizeRead?(client: ClientInfo, message: Message): AuthzResult;
   authorizeSubscribe?(client: ClientInfo, subscription: SubscriptionRequest): AuthzResult | Promise<AuthzResult>;
   onConnected?(client: ClientInfo, connect: IConnectPacket): void;
   onDisconnected?(client: ClientInfo, reason: string): void;
+  /** A CONNECT was refused by authentication (after all hooks answered). */
+  onAuthFailure?(client: ClientInfo, reasonCode: number): void;
   onSubscribed?(client: ClientInfo, subscription: SubscriptionRequest, granted: number): void;
   onUnsubscribed?(client: ClientInfo, filter: string): void;
   /** A message accepted from a client (or the broker) and about to be routed. */

@@ -1,5 +1,6 @@
 import type { QoS } from 'mqtt-packet';
 import type { SharedStrategy } from '../config/types.js';
+import type { ClientInfo } from '../hooks/types.js';
 import type { Message } from '../message/message.js';
 import type { Session } from '../session/session.js';
 import { RetainedTree } from './retained-tree.js';
@@ -25,6 +26,8 @@ export class Router {
   /** Retained messages by topic. */
   readonly retained = new RetainedTree<Message>();
   private readonly strategy: SharedStrategy;
+  /** Read authorization (ACL) for every delivery, or null when no hook asks: one check per publish. */
+  canRead: ((client: ClientInfo, message: Message) => boolean) | null = null;
   /** Publish counter, used to stamp sessions while merging overlapping subscriptions without allocating. */
   private seq = 0;
 
@@ -87,6 +90,7 @@ export class Router {
     const n = routes.length;
     if (n === 0) return 0;
     const stamp = ++this.seq;
+    const canRead = this.canRead;
     let delivered = 0;
     // Pass 1: merge the subscriptions of each session onto the session itself (stamped by this publish).
     for (let i = 0; i < n; i++) {
@@ -94,6 +98,7 @@ export class Router {
       if (r instanceof SharedGroup) continue;
       if (r.noLocal && r.session.clientId === message.origin) continue; // [MQTT-3.8.3-3]
       const s = r.session;
+      if (canRead !== null && s.client !== null && !canRead(s.client, message)) continue;
       if (s.stamp !== stamp) {
         s.stamp = stamp;
         s.mergeQos = r.qos;
@@ -110,7 +115,7 @@ export class Router {
       const r = routes[i] as Route;
       if (r instanceof SharedGroup) {
         const m = r.pick(this.strategy, message, null);
-        if (m && !(m.noLocal && m.session.clientId === message.origin)) {
+        if (m && !(canRead !== null && m.session.client !== null && !canRead(m.session.client, message))) {
           m.session.deliver(message, minQos(message.qos, m.qos), m.retainAsPublished && message.retain, m.id ? [m.id] : undefined, r);
           delivered++;
         }

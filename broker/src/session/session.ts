@@ -1,4 +1,5 @@
 import type { IConnectPacket, QoS } from 'mqtt-packet';
+import type { ClientInfo } from '../hooks/types.js';
 import type { Message } from '../message/message.js';
 import type { SharedGroup } from '../routing/shared.js';
 import type { Subscription } from '../routing/subscription.js';
@@ -39,6 +40,8 @@ export class Session {
   private readonly ctx: SessionContext;
   /** The live connection, or null while the client is away. */
   outlet: Outlet | null = null;
+  /** Who the client was at its last connection (for read authorization while it is away). */
+  client: ClientInfo | null = null;
   /** Subscriptions keyed by the filter string the client sent. */
   readonly subscriptions = new Map<string, Subscription>();
   /** Outgoing QoS 1/2 messages awaiting acknowledgement, by packet id, in send order. */

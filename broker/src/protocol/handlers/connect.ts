@@ -104,6 +104,10 @@ function serverProperties(conn: Connection, props: ConnackProperties): ConnackPr
 function refuse(conn: Connection, err: MqttError): void {
   conn.log.info({ reasonCode: err.reasonCode, reason: err.message }, 'connection refused');
   conn.broker.stats.refused++;
+  if (err.reasonCode === RC.NOT_AUTHORIZED || err.reasonCode === RC.BAD_USERNAME_OR_PASSWORD || err.reasonCode === RC.BANNED) {
+    conn.broker.stats.authFailures++;
+    conn.broker.hooks.authFailed(conn, err.reasonCode);
+  }
   if (conn.protocolVersion === 5) {
     conn.write({
       cmd: 'connack',

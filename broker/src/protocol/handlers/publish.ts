@@ -10,7 +10,7 @@ import { isValidTopicName, isWellFormedString } from '../validate.js';
  * the "store packet id, deliver once, PUBREC" method (MQTT 5 section 4.3.3): a duplicate before PUBREL is
  * acknowledged again but not routed again.
  */
-export function handlePublish(conn: Connection, packet: IPublishPacket): void {
+export function handlePublish(conn: Connection, packet: IPublishPacket): Promise<void> | void {
   const broker = conn.broker;
   const v5 = conn.protocolVersion === 5;
   let topic = packet.topic;
@@ -44,19 +44,32 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void {
   }
 
   const message = new Message(topic, packet.payload as Buffer, qos, packet.retain, props, conn.clientId, broker.now());
-  let rc: number = RC.SUCCESS;
+  let rc: number | Promise<number>;
   if (topic.charCodeAt(0) === 0x24 /* $ */ && !broker.hooks.claims(topic)) {
     // `$SYS/` is the broker's; other `$` prefixes are reserved until a feature (a hook) claims them.
     rc = RC.NOT_AUTHORIZED;
   } else {
     rc = broker.hooks.authorizePublish(conn, message);
   }
+  if (typeof rc === 'number') {
+    finish(conn, message, id, rc);
+    return;
+  }
+  // An asynchronous ACL backend: the connection holds later packets until this one is done.
+  return rc.then((code) => finish(conn, message, id, code));
+}
+
+/** Routes an authorized message and acknowledges it (or refuses it, in v5). */
+function finish(conn: Connection, message: Message, id: number, rc: number): void {
+  const broker = conn.broker;
+  const session = conn.session;
+  if (session === null || conn.closed) return;
   if (rc === RC.SUCCESS) broker.route(conn, message);
   else broker.stats.publishDenied++;
-
+  const qos = message.qos;
   if (qos === 0) return;
   // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
-  const ack = v5 && rc !== RC.SUCCESS ? { reasonCode: rc } : {};
+  const ack = conn.protocolVersion === 5 && rc !== RC.SUCCESS ? { reasonCode: rc } : {};
   if (qos === 1) {
     conn.write({ cmd: 'puback', messageId: id, ...ack });
   } else {
