@@ -7,7 +7,9 @@ import { createAclHooks } from './acl/index.js';
 import { createAuthHooks } from './auth/index.js';
 import { HookRegistry } from './hooks/registry.js';
 import type { ClientInfo, Hook } from './hooks/types.js';
+import { CertificateStore } from './listeners/certificates.js';
 import { TcpListener } from './listeners/tcp.js';
+import { TlsListener, type SecureOptions } from './listeners/tls.js';
 import type { Bound, Listener } from './listeners/types.js';
 import { WebSocketListener } from './listeners/websocket.js';
 import { Message } from './message/message.js';
@@ -16,6 +18,8 @@ import { Router } from './routing/router.js';
 import type { SharedGroup } from './routing/shared.js';
 import type { Subscription } from './routing/subscription.js';
 import { Session, type SessionContext, type Will } from './session/session.js';
+import { ConnectionGuard } from './limits/connection-guard.js';
+import { FlappingDetector } from './limits/flapping.js';
 import { Stats } from './stats.js';
 import { SysPublisher } from './sys/sys.js';
 
@@ -38,7 +42,13 @@ export class Broker implements SessionContext {
   readonly connections = new Set<Connection>();
   readonly maxInflight: number;
   readonly maxQueued: number;
+  /** Admission limits for new connections. */
+  readonly guard: ConnectionGuard;
+  /** Client ids that reconnect too often. */
+  readonly flapping: FlappingDetector;
   private readonly listeners: Listener[] = [];
+  /** The TLS certificates, watched for rotation, when a TLS or wss listener runs. */
+  private certificates: CertificateStore | null = null;
   private readonly sys: SysPublisher;
   private draining = false;
 
@@ -51,6 +61,9 @@ export class Broker implements SessionContext {
     this.maxInflight = config.mqtt.max_inflight;
     this.maxQueued = config.mqtt.max_queued;
     this.sys = new SysPublisher(this);
+    this.guard = new ConnectionGuard(config.limits);
+    const l = config.limits;
+    this.flapping = new FlappingDetector(l.flapping_max, l.flapping_window, l.flapping_ban);
     // Authentication first (its order is the order of consultation), then access control.
     for (const h of createAuthHooks(config, log)) this.addHook(h);
     for (const h of createAclHooks(config, log)) this.addHook(h);
@@ -72,12 +85,23 @@ export class Broker implements SessionContext {
   async listen(): Promise<Bound[]> {
     const c = this.config;
     const accept = (stream: Duplex, peer: Peer): void => this.attach(stream, peer);
+    let secure: SecureOptions | null = null;
+    if (c.tls.enable || c.wss.enable) {
+      // Loaded before any port is bound: a missing or bad file (TlsConfigError) stops the start with nothing open.
+      this.certificates = new CertificateStore(c.tls, this.log);
+      secure = { store: this.certificates, verify: c.tls.verify, handshakeTimeoutMs: c.mqtt.connect_timeout * 1000, log: this.log };
+    }
     this.listeners.push(new TcpListener(c.host, c.port, accept));
+    if (c.tls.enable && secure) this.listeners.push(new TlsListener(c.host, c.tls.port, secure, accept));
     if (c.ws.enable) {
       this.listeners.push(new WebSocketListener(c.ws.host || c.host, c.ws.port, c.ws.path, c.mqtt.max_packet_size + 5, accept));
     }
+    if (c.wss.enable && secure) {
+      this.listeners.push(new WebSocketListener(c.wss.host || c.host, c.wss.port, c.wss.path, c.mqtt.max_packet_size + 5, accept, secure));
+    }
     const bound: Bound[] = [];
     for (const l of this.listeners) bound.push(await l.listen());
+    this.certificates?.watch();
     this.sys.start();
     return bound;
   }
@@ -90,6 +114,12 @@ export class Broker implements SessionContext {
     }
     this.stats.connectionsTotal++;
     const conn = new Connection(this, stream, peer);
+    // A refused connection is still served until its CONNECT, so the client learns why from CONNACK.
+    const refusal = this.guard.admit(peer.remoteAddress, this.now());
+    if (refusal) {
+      conn.refusal = refusal;
+      this.limitHit(refusal.limit);
+    }
     this.connections.add(conn);
   }
 
@@ -141,7 +171,7 @@ export class Broker implements SessionContext {
 
   /** The stream of a connection has closed. */
   connectionClosed(conn: Connection): void {
-    this.connections.delete(conn);
+    if (this.connections.delete(conn)) this.guard.release(conn.remoteAddress);
     this.release(conn, false);
   }
 
@@ -247,6 +277,11 @@ export class Broker implements SessionContext {
     this.route(null, new Message(topic, Buffer.from(payload), 0, retain, undefined, '', this.now()));
   }
 
+  /** Counts a limit that refused something. */
+  limitHit(limit: string): void {
+    this.stats.limitHits.set(limit, (this.stats.limitHits.get(limit) ?? 0) + 1);
+  }
+
   /** SessionContext: a message could not be delivered. */
   dropped(clientId: string, message: Message, reason: string): void {
     this.stats.messagesDropped++;
@@ -267,6 +302,7 @@ export class Broker implements SessionContext {
     if (this.draining) return;
     this.draining = true;
     this.sys.stop();
+    this.certificates?.close();
     // server.close() resolves only once every socket is gone, so it is awaited after the clients are told.
     const listenersClosed = Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
     const closing = [...this.connections].map((c) => new Promise<void>((resolve) => {

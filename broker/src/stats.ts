@@ -14,6 +14,8 @@ export class Stats {
   authFailures = 0;
   malformed = 0;
   slowConsumers = 0;
+  /** Times each limit refused something (`max_connections`, `publish_rate`, ...). */
+  readonly limitHits = new Map<string, number>();
   /** Drops by reason (`queue_full`, `slow_consumer`, `expired`, `too_large`). */
   readonly dropsByReason = new Map<string, number>();
 }

@@ -39,9 +39,9 @@ export class RawClient {
   }
 
   /** Opens a TCP connection to the broker. */
-  static open(port: number, protocolVersion: 3 | 4 | 5 = 4, host = '127.0.0.1'): Promise<RawClient> {
+  static open(port: number, protocolVersion: 3 | 4 | 5 = 4, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = connect({ port, host }, () => {
+      const s = connect({ port, host, localAddress }, () => {
         s.off('error', reject);
         resolve(new RawClient(s, protocolVersion));
       });
@@ -53,8 +53,13 @@ export class RawClient {
    * Opens a connection and completes CONNECT/CONNACK. Returns the client and the CONNACK.
    * `connect` fields override the defaults (clean session, keepalive 60).
    */
-  static async connected(port: number, protocolVersion: 3 | 4 | 5, connect: Partial<mqtt.IConnectPacket> = {}): Promise<{ client: RawClient; connack: mqtt.IConnackPacket }> {
-    const client = await RawClient.open(port, protocolVersion);
+  static async connected(
+    port: number,
+    protocolVersion: 3 | 4 | 5,
+    connect: Partial<mqtt.IConnectPacket> = {},
+    localAddress?: string,
+  ): Promise<{ client: RawClient; connack: mqtt.IConnackPacket }> {
+    const client = await RawClient.open(port, protocolVersion, '127.0.0.1', localAddress);
     client.send({
       cmd: 'connect',
       protocolId: protocolVersion === 3 ? 'MQIsdp' : 'MQTT',

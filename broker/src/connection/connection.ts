@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker.js';
+import { TokenBucket } from '../limits/token-bucket.js';
 import type { ClientInfo, PeerCertificate } from '../hooks/types.js';
 import { dispatch } from '../protocol/handlers/index.js';
 import { MqttError } from '../protocol/errors.js';
@@ -57,6 +58,10 @@ export class Connection implements Outlet, ClientInfo {
   private aliasesOut: Map<string, number> | null = null;
   /** Packets that arrived while an asynchronous handler ran; processed in order afterwards. */
   private backlog: Packet[] | null = null;
+  /** Set when an admission limit refused this connection; its CONNECT is answered with this reason. */
+  refusal: { rc: number; limit: string } | null = null;
+  /** Per-client publish rate limit, or null when off. */
+  private readonly publishBucket: TokenBucket | null;
   /** Why the connection closed, for the disconnect event. */
   closeReason = 'connection lost';
   private readonly parser = mqtt.parser();
@@ -79,6 +84,9 @@ export class Connection implements Outlet, ClientInfo {
     const cfg = broker.config.mqtt;
     this.maxPacketSize = cfg.max_packet_size;
     this.maxOutput = cfg.max_output_buffer;
+    const rate = broker.config.limits.publish_rate;
+    this.publishBucket = rate > 0 ? new TokenBucket(rate, rate, broker.now()) : null;
+    this.drainBacklog = this.drainBacklog.bind(this);
     this.uncork = () => {
       this.corked = false;
       this.stream.uncork();
@@ -121,6 +129,25 @@ export class Connection implements Outlet, ClientInfo {
       this.backlog.push(packet);
       return;
     }
+    this.admit(packet);
+  }
+
+  /**
+   * Applies the publish rate limit, then handles the packet. Over its rate the client is slowed, not refused:
+   * the packet and everything after it wait in the backlog, reading stops, and TCP flow control pushes back on
+   * the publisher.
+   */
+  private admit(packet: Packet): void {
+    const bucket = this.publishBucket;
+    if (bucket !== null && packet.cmd === 'publish') {
+      const wait = bucket.take(this.broker.now());
+      if (wait > 0) {
+        this.broker.limitHit('publish_rate');
+        this.hold(packet);
+        setTimeout(this.drainBacklog, wait);
+        return;
+      }
+    }
     this.handle(packet);
   }
 
@@ -131,36 +158,40 @@ export class Connection implements Outlet, ClientInfo {
     }
     try {
       const pending = dispatch(this, packet);
-      if (pending) this.wait(pending);
+      if (pending) {
+        // An asynchronous handler (authentication, an HTTP ACL): later packets wait so order is kept.
+        this.hold(null);
+        pending.then(this.drainBacklog, (err: unknown) => {
+          this.backlog = null;
+          this.fail(err);
+        });
+      }
     } catch (err) {
       this.fail(err);
     }
   }
 
-  /** Holds further packets until an asynchronous handler finishes, so packets are handled in order. */
-  private wait(pending: Promise<void>): void {
-    this.backlog = [];
+  /** Starts holding packets (with `first` at the head, if given) and stops reading. */
+  private hold(first: Packet | null): void {
+    this.backlog = first === null ? [] : [first];
     this.stream.pause();
-    pending.then(
-      () => {
-        const backlog = this.backlog ?? [];
-        this.backlog = null;
-        for (let i = 0; i < backlog.length && !this.closed; i++) {
-          // handle() may start another asynchronous handler, which sets a new backlog.
-          const waiting = this.backlog as Packet[] | null;
-          if (waiting !== null) {
-            waiting.push(...backlog.slice(i)); // keep the rest queued behind it
-            return;
-          }
-          this.handle(backlog[i] as Packet);
-        }
-        if (!this.closed && (this.backlog as Packet[] | null) === null) this.stream.resume();
-      },
-      (err: unknown) => {
-        this.backlog = null;
-        this.fail(err);
-      },
-    );
+  }
+
+  /** Handles held packets in order until one must wait again; resumes reading when all are done. */
+  private drainBacklog(): void {
+    const backlog = this.backlog;
+    if (backlog === null) return;
+    this.backlog = null;
+    for (let i = 0; i < backlog.length && !this.closed; i++) {
+      // admit() may start holding again (an asynchronous handler, the rate limit): keep the rest behind it.
+      const held = this.backlog as Packet[] | null;
+      if (held !== null) {
+        held.push(...backlog.slice(i));
+        return;
+      }
+      this.admit(backlog[i] as Packet);
+    }
+    if (!this.closed && (this.backlog as Packet[] | null) === null) this.stream.resume();
   }
 
   private onParseError(err: Error): void {

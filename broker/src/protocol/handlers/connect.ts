@@ -16,7 +16,12 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   const props: ConnackProperties = {};
   try {
     checkProperties(conn, packet);
+    if (conn.refusal) throw new MqttError(conn.refusal.rc, `${conn.refusal.limit} exceeded`);
     identify(conn, packet, props);
+    if (conn.broker.flapping.banned(conn.clientId, conn.broker.now())) {
+      conn.broker.limitHit('flapping');
+      throw new MqttError(RC.BANNED, 'reconnecting too often');
+    }
     checkWill(conn, packet);
     const rc = await conn.broker.hooks.authenticate(conn, packet);
     if (rc !== RC.SUCCESS) throw new MqttError(rc, 'not authorized');

@@ -4,6 +4,7 @@ import { Message, type MessageProperties } from '../../message/message.js';
 import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
 import { isValidTopicName, isWellFormedString } from '../validate.js';
+import { withinTopicLimits } from '../../limits/topic-limits.js';
 
 /**
  * PUBLISH from a client: resolve the topic alias, validate, authorize, route, acknowledge. QoS 2 is handled by
@@ -44,8 +45,13 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   }
 
   const message = new Message(topic, packet.payload as Buffer, qos, packet.retain, props, conn.clientId, broker.now());
+  const limits = broker.config.limits;
   let rc: number | Promise<number>;
-  if (topic.charCodeAt(0) === 0x24 /* $ */ && !broker.hooks.claims(topic)) {
+  if (!withinTopicLimits(topic, limits.max_topic_levels, limits.max_topic_length)) {
+    // Well-formed but not accepted here: refused like an ACL denial, and the connection stays.
+    broker.limitHit('topic_limits');
+    rc = RC.TOPIC_NAME_INVALID;
+  } else if (topic.charCodeAt(0) === 0x24 /* $ */ && !broker.hooks.claims(topic)) {
     // `$SYS/` is the broker's; other `$` prefixes are reserved until a feature (a hook) claims them.
     rc = RC.NOT_AUTHORIZED;
   } else {

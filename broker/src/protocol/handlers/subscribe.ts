@@ -4,6 +4,7 @@ import { Subscription } from '../../routing/subscription.js';
 import { MqttError } from '../errors.js';
 import { RC, subackCodeV4 } from '../reason-codes.js';
 import { isValidTopicFilter, isWellFormedString, parseShared } from '../validate.js';
+import { withinTopicLimits } from '../../limits/topic-limits.js';
 
 /**
  * SUBSCRIBE: each filter is validated and authorized on its own, so one bad filter fails only its own SUBACK
@@ -31,6 +32,11 @@ function check(conn: Connection, s: ISubscription): number {
   if (shared === null && !isValidTopicFilter(s.topic)) return RC.TOPIC_FILTER_INVALID;
   if (shared !== null && s.nl) throw new MqttError(RC.PROTOCOL_ERROR, 'no local on a shared subscription'); // [MQTT-3.8.3-4]
   if (conn.session === null) return RC.UNSPECIFIED_ERROR;
+  const limits = conn.broker.config.limits;
+  if (!withinTopicLimits(shared ? shared.filter : s.topic, limits.max_topic_levels, limits.max_topic_length)) {
+    conn.broker.limitHit('topic_limits');
+    return RC.TOPIC_FILTER_INVALID;
+  }
   return RC.SUCCESS;
 }
 
@@ -40,8 +46,14 @@ function finish(conn: Connection, packet: ISubscribePacket, codes: number[], sub
   const broker = conn.broker;
   const granted: number[] = [];
   const retainedFor: { sub: Subscription; existed: boolean }[] = [];
+  const max = broker.config.limits.max_subscriptions;
   packet.subscriptions.forEach((s, i) => {
-    const rc = codes[i] ?? RC.UNSPECIFIED_ERROR;
+    let rc = codes[i] ?? RC.UNSPECIFIED_ERROR;
+    // Counted here, as filters are added one by one, so one SUBSCRIBE cannot overshoot the limit.
+    if (rc === RC.SUCCESS && max > 0 && session.subscriptions.size >= max && !session.subscriptions.has(s.topic)) {
+      broker.limitHit('max_subscriptions');
+      rc = RC.QUOTA_EXCEEDED;
+    }
     if (rc !== RC.SUCCESS) {
       granted.push(conn.protocolVersion === 5 ? rc : subackCodeV4(rc));
       return;

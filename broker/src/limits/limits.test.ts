@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULTS } from '../config/defaults.js';
+import { RC } from '../protocol/reason-codes.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { FlappingDetector } from './flapping.js';
+import { TokenBucket } from './token-bucket.js';
+import { withinTopicLimits } from './topic-limits.js';
+
+test('token bucket: a burst passes, then each token costs 1/rate seconds', () => {
+  const b = new TokenBucket(10, 3, 0);
+  assert.deepEqual([b.take(0), b.take(0), b.take(0)], [0, 0, 0]);
+  assert.equal(b.take(0), 100, 'one token short at 10/s is 100 ms');
+  assert.equal(b.take(0), 100, 'a refused take costs nothing');
+  assert.equal(b.take(100), 0, 'after the wait the token is there');
+  assert.equal(b.take(1000), 0, 'refilled after a second');
+  assert.equal(b.full(10_000), true);
+});
+
+test('connection guard: total, per-address and rate limits, each released', () => {
+  const g = new ConnectionGuard({ ...DEFAULTS.limits, max_connections: 3, max_connections_per_address: 2, connection_rate: 0 });
+  assert.equal(g.admit('a', 0), null);
+  assert.equal(g.admit('a', 0), null);
+  assert.deepEqual(g.admit('a', 0), { rc: RC.QUOTA_EXCEEDED, limit: 'max_connections_per_address' });
+  assert.deepEqual(g.admit('b', 0), { rc: RC.QUOTA_EXCEEDED, limit: 'max_connections' });
+  g.release('a');
+  g.release('a');
+  g.release('b');
+  assert.equal(g.open, 1);
+  assert.equal(g.admit('b', 0), null);
+
+  const r = new ConnectionGuard({ ...DEFAULTS.limits, max_connections: 0, connection_rate: 2 });
+  assert.equal(r.admit('x', 0), null);
+  assert.equal(r.admit('x', 0), null);
+  assert.deepEqual(r.admit('x', 0), { rc: RC.CONNECTION_RATE_EXCEEDED, limit: 'connection_rate' });
+  assert.equal(r.admit('y', 0), null, 'another address has its own bucket');
+  assert.equal(r.admit('x', 1000), null, 'the rate refills');
+});
+
+test('flapping: more than max connections in the window bans for the ban time', () => {
+  const f = new FlappingDetector(3, 60, 300);
+  assert.deepEqual([1, 2, 3].map((t) => f.banned('c', t)), [false, false, false]);
+  assert.equal(f.banned('c', 4), true);
+  assert.equal(f.banned('c', 299_000), true, 'still banned');
+  assert.equal(f.banned('other', 5), false);
+  assert.equal(f.banned('c', 300_005), false, 'ban over');
+  assert.equal(new FlappingDetector(0, 60, 300).banned('c', 0), false, 'off when max is 0');
+});
+
+test('topic limits count levels and UTF-8 bytes', () => {
+  const cases: [string, number, number, boolean][] = [
+    ['a/b/c', 3, 100, true],
+    ['a/b/c/d', 3, 100, false],
+    ['///', 4, 100, true],
+    ['////', 4, 100, false],
+    ['x'.repeat(10), 128, 10, true],
+    ['x'.repeat(11), 128, 10, false],
+    ['é'.repeat(5), 128, 10, true], // 10 bytes
+    ['é'.repeat(6), 128, 10, false], // 12 bytes in 6 characters
+  ];
+  for (const [topic, levels, length, ok] of cases) assert.equal(withinTopicLimits(topic, levels, length), ok, topic);
+});
