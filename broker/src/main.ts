@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { Broker } from './broker.js';
+import { SmqError } from './errors.js';
+import type { Bound } from './listeners/types.js';
 import { CliError, parseArgs, USAGE } from './config/cli.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -50,8 +52,24 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const nodeId = config.broker || randomUUID();
   const log = pino({ level: config.log.level, base: { node: nodeId } });
-  const broker = new Broker(config, log, pkg.version);
-  const listeners = await broker.listen();
+  let broker: Broker;
+  let listeners: Bound[];
+  try {
+    broker = new Broker(config, log, pkg.version);
+    listeners = await broker.listen();
+  } catch (err) {
+    // Bad certificates, ACL or password files are configuration problems: say what, where, and stop.
+    if (err instanceof SmqError) {
+      process.stderr.write(`smq: ${err.message}\n`);
+      return 78;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      process.stderr.write(`smq: cannot listen: ${e.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
   if (!command.configFile) {
     log.info('no configuration file given: using embedded defaults');
   }

@@ -41,6 +41,10 @@ export interface RunningBroker {
   readonly port: number;
   /** MQTT over WebSocket port, when enabled. */
   readonly wsPort: number | undefined;
+  /** MQTT over TLS port, when `tls.enable` is set (optional so brokers built by other helpers need not set it). */
+  readonly tlsPort?: number | undefined;
+  /** MQTT over secure WebSocket port, when `wss.enable` is set. */
+  readonly wssPort?: number | undefined;
   /** Every log record the broker printed so far (parsed pino JSON). */
   readonly logs: Record<string, unknown>[];
   /** The config file used, if any. */
@@ -189,11 +193,15 @@ export async function startBroker(options: StartOptions = {}): Promise<RunningBr
   const listeners = (ready['listeners'] ?? []) as ListenerInfo[];
   const tcp = listeners.find((l) => l.transport === 'tcp');
   const ws = listeners.find((l) => l.transport === 'ws');
+  const tls = listeners.find((l) => l.transport === 'tls');
+  const wss = listeners.find((l) => l.transport === 'wss');
   if (!tcp) throw new Error(`broker ready without a tcp listener: ${JSON.stringify(ready)}`);
   return {
     proc,
     port: tcp.port,
     wsPort: ws?.port,
+    tlsPort: tls?.port,
+    wssPort: wss?.port,
     logs,
     configFile,
     waitForLog,

@@ -1,21 +1,40 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { verifiedPeerCertificate } from './certificates.js';
+import { serverOptions, superviseSecureServer, type SecureOptions } from './tls.js';
 import type { Bound, Listener, OnConnection } from './types.js';
 
-/** MQTT over WebSocket (binary frames, subprotocol `mqtt`) on one path, as MQTT 5.0 section 6 describes. */
+/**
+ * MQTT over WebSocket (binary frames, subprotocol `mqtt`) on one path, as MQTT 5.0 section 6 describes. With
+ * `secure` it serves wss over HTTPS with the broker's TLS certificates (rotated in place, mutual TLS when
+ * `tls.verify` is on) and reports the transport as `wss`.
+ */
 export class WebSocketListener implements Listener {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly host: string;
   private readonly port: number;
+  private readonly transport: 'ws' | 'wss';
+  private readonly unsubscribe: (() => void) | null;
 
-  constructor(host: string, port: number, path: string, maxPayload: number, onConnection: OnConnection) {
+  constructor(host: string, port: number, path: string, maxPayload: number, onConnection: OnConnection, secure?: SecureOptions) {
     this.host = host;
     this.port = port;
-    this.http = createServer((_req, res) => {
+    this.transport = secure ? 'wss' : 'ws';
+    const refuse: RequestListener = (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: upgrade required\n');
-    });
+    };
+    if (secure) {
+      const https = createHttpsServer(serverOptions(secure), refuse);
+      this.unsubscribe = superviseSecureServer(https, secure, 'wss');
+      this.http = https;
+    } else {
+      this.http = createServer(refuse);
+      this.unsubscribe = null;
+    }
     this.wss = new WebSocketServer({
       server: this.http,
       path,
@@ -28,7 +47,9 @@ export class WebSocketListener implements Listener {
       const stream = createWebSocketStream(ws);
       const forwarded = req.headers['x-forwarded-for'];
       const remote = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined;
-      onConnection(stream, { transport: 'ws', remoteAddress: remote || req.socket.remoteAddress || '' });
+      const transport = this.transport;
+      const certificate = transport === 'wss' ? verifiedPeerCertificate(req.socket as TLSSocket) : undefined;
+      onConnection(stream, { transport, remoteAddress: remote || req.socket.remoteAddress || '', certificate });
     });
   }
 
@@ -38,12 +59,13 @@ export class WebSocketListener implements Listener {
       this.http.listen(this.port, this.host, () => {
         this.http.off('error', reject);
         const a = this.http.address() as AddressInfo;
-        resolve({ transport: 'ws', host: a.address, port: a.port });
+        resolve({ transport: this.transport, host: a.address, port: a.port });
       });
     });
   }
 
   close(): Promise<void> {
+    this.unsubscribe?.();
     return new Promise((resolve) => {
       this.wss.close();
       this.http.close(() => resolve());

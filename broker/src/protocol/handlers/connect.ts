@@ -4,6 +4,7 @@ import type { Connection } from '../../connection/connection.js';
 import { MqttError } from '../errors.js';
 import { connackCodeV4, RC } from '../reason-codes.js';
 import { isValidClientId, isValidTopicName } from '../validate.js';
+import { certificateUsername } from '../../listeners/certificates.js';
 
 type ConnackProperties = NonNullable<IConnackPacket['properties']>;
 
@@ -18,6 +19,9 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     checkProperties(conn, packet);
     if (conn.refusal) throw new MqttError(conn.refusal.rc, `${conn.refusal.limit} exceeded`);
     identify(conn, packet, props);
+    // With tls.cert_username, the verified certificate names the client, whatever username it sent.
+    const certName = certificateUsername(conn.broker.config.tls, conn.certificate);
+    if (certName !== undefined) conn.username = certName;
     if (conn.broker.flapping.banned(conn.clientId, conn.broker.now())) {
       conn.broker.limitHit('flapping');
       throw new MqttError(RC.BANNED, 'reconnecting too often');

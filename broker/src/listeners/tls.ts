@@ -1,0 +1,99 @@
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type TlsOptions, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { verifiedPeerCertificate, type CertificateStore } from './certificates.js';
+import type { Bound, Listener, OnConnection } from './types.js';
+
+/** What a TLS server needs beyond its address: the certificates and how strictly clients are checked. */
+export interface SecureOptions {
+  readonly store: CertificateStore;
+  /** Require a client certificate signed by `tls.ca` (mutual TLS). */
+  readonly verify: boolean;
+  /** Milliseconds a client has to complete the handshake (`mqtt.connect_timeout`). */
+  readonly handshakeTimeoutMs: number;
+  readonly log: Logger;
+}
+
+/** Server options for a TLS or HTTPS server built on the store's current certificates. */
+export function serverOptions(secure: SecureOptions): TlsOptions {
+  return {
+    ...secure.store.options,
+    // With verify off no certificate is asked for, so no client is ever identified by an unchecked one.
+    requestCert: secure.verify,
+    rejectUnauthorized: secure.verify,
+    handshakeTimeout: secure.handshakeTimeoutMs,
+  };
+}
+
+/**
+ * Follows a TLS or HTTPS server through certificate rotations, and logs failed handshakes at debug (a port
+ * scanner or a client with the wrong CA is the client's problem, not an operator's) with a running count.
+ * Returns the function that stops following the store.
+ */
+export function superviseSecureServer(server: Server, secure: SecureOptions, transport: string): () => void {
+  let failures = 0;
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    failures++;
+    // A refused client certificate is checked by Node after the handshake, which then only destroys the socket:
+    // the error says "socket hang up", the real reason (CERT_HAS_EXPIRED, ...) is the authorization error.
+    const refused = authorizationCode(socket);
+    secure.log.debug({
+      transport,
+      remote: socket.remoteAddress ?? '',
+      code: refused ?? err.code,
+      reason: refused === undefined ? err.message.trim() : 'client certificate refused',
+      failures,
+    }, 'tls handshake failed');
+    // Node 20 reports a handshake timeout here but leaves the socket open (with or without this listener), so a
+    // client that never speaks would hold it for ever (slowloris): every failed handshake is closed here.
+    socket.destroy();
+  });
+  // Existing connections keep the context they were made with; only new handshakes see the new one.
+  return secure.store.subscribe((options) => server.setSecureContext(options));
+}
+
+/** Node documents `authorizationError` as an Error but sets a string code such as `CERT_HAS_EXPIRED`. */
+function authorizationCode(socket: TLSSocket): string | undefined {
+  const a: unknown = socket.authorizationError;
+  if (typeof a === 'string') return a;
+  if (a instanceof Error) return (a as NodeJS.ErrnoException).code ?? a.message;
+  return undefined;
+}
+
+/** MQTT over TLS (`tls.port`), with optional mutual TLS; the connection sees the verified client certificate. */
+export class TlsListener implements Listener {
+  private readonly server: Server;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly unsubscribe: () => void;
+
+  constructor(host: string, port: number, secure: SecureOptions, onConnection: OnConnection) {
+    this.host = host;
+    this.port = port;
+    this.server = createServer(serverOptions(secure), (socket: TLSSocket) => {
+      socket.setNoDelay(true);
+      onConnection(socket, {
+        transport: 'tls',
+        remoteAddress: socket.remoteAddress ?? '',
+        certificate: verifiedPeerCertificate(socket),
+      });
+    });
+    this.unsubscribe = superviseSecureServer(this.server, secure, 'tls');
+  }
+
+  listen(): Promise<Bound> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, this.host, () => {
+        this.server.off('error', reject);
+        const a = this.server.address() as AddressInfo;
+        resolve({ transport: 'tls', host: a.address, port: a.port });
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.unsubscribe();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
