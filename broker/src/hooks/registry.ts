@@ -92,9 +92,14 @@ export class HookRegistry {
   authorizeRead(client: ClientInfo, message: Message): boolean {
     const list = this.readAuthz;
     if (list === null) return true;
-    const answers: AuthzResult[] = [];
-    for (const h of list) answers.push((h.authorizeRead as Fn<'authorizeRead'>).call(h, client, message));
-    return combine(answers, this.aclRequired) === RC.SUCCESS;
+    // The rules of combine(), inline: this runs for every delivery, so no array per call.
+    let allowed = false;
+    for (const h of list) {
+      const a = (h.authorizeRead as Fn<'authorizeRead'>).call(h, client, message);
+      if (a === false || (typeof a === 'number' && a >= 0x80)) return false;
+      if (a === true || a === 0) allowed = true;
+    }
+    return allowed || !this.aclRequired;
   }
 
   /** Deny wins; returns 0 to allow or a v5 reason code. */
