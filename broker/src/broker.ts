@@ -20,6 +20,7 @@ import type { Subscription } from './routing/subscription.js';
 import { Session, type SessionContext, type Will } from './session/session.js';
 import { ConnectionGuard } from './limits/connection-guard.js';
 import { FlappingDetector } from './limits/flapping.js';
+import { Semaphore } from './limits/semaphore.js';
 import { Stats } from './stats.js';
 import { SysPublisher } from './sys/sys.js';
 
@@ -46,6 +47,8 @@ export class Broker implements SessionContext {
   readonly guard: ConnectionGuard;
   /** Client ids that reconnect too often. */
   readonly flapping: FlappingDetector;
+  /** The `worker` pool: bounds concurrent authentication calls. */
+  readonly workers: Semaphore;
   private readonly listeners: Listener[] = [];
   /** The TLS certificates, watched for rotation, when a TLS or wss listener runs. */
   private certificates: CertificateStore | null = null;
@@ -62,6 +65,7 @@ export class Broker implements SessionContext {
     this.maxQueued = config.mqtt.max_queued;
     this.sys = new SysPublisher(this);
     this.guard = new ConnectionGuard(config.limits);
+    this.workers = new Semaphore(config.worker);
     const l = config.limits;
     this.flapping = new FlappingDetector(l.flapping_max, l.flapping_window, l.flapping_ban);
     // Authentication first (its order is the order of consultation), then access control.

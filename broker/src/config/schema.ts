@@ -115,7 +115,7 @@ const KEYS = [
   { path: 'name', kind: 'string', pattern: NON_EMPTY, description: 'node name; defaults to the host name' },
   {
     path: 'worker', kind: 'int', min: 1, max: 1048576,
-    description: 'worker pool size: concurrent asynchronous hook calls',
+    description: 'worker pool size: concurrent authentication calls (further logins wait their turn)',
   },
   {
     path: 'host', kind: 'string', pattern: NON_EMPTY,

@@ -60,3 +60,29 @@ test('topic limits count levels and UTF-8 bytes', () => {
   ];
   for (const [topic, levels, length, ok] of cases) assert.equal(withinTopicLimits(topic, levels, length), ok, topic);
 });
+
+test('semaphore: at most `size` jobs run at once, the rest wait in order', async () => {
+  const { Semaphore } = await import('./semaphore.js');
+  const sem = new Semaphore(2);
+  let running = 0;
+  let peak = 0;
+  const order: number[] = [];
+  const gates: (() => void)[] = [];
+  const jobs = [0, 1, 2, 3].map((i) => sem.run(async () => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise<void>((resolve) => gates.push(resolve));
+    order.push(i);
+    running--;
+  }));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(gates.length, 2, 'two started');
+  assert.equal(sem.queued, 2);
+  while (gates.length) {
+    gates.shift()?.();
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(jobs);
+  assert.equal(peak, 2);
+  assert.deepEqual(order, [0, 1, 2, 3]);
+});

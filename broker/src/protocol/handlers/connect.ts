@@ -27,7 +27,8 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
       throw new MqttError(RC.BANNED, 'reconnecting too often');
     }
     checkWill(conn, packet);
-    const rc = await conn.broker.hooks.authenticate(conn, packet);
+    const broker = conn.broker;
+    const rc = await broker.workers.run(() => broker.hooks.authenticate(conn, packet));
     if (rc !== RC.SUCCESS) throw new MqttError(rc, 'not authorized');
   } catch (err) {
     if (!(err instanceof MqttError)) throw err;
