@@ -37,8 +37,9 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (command.command === 'passwd') {
-    process.stderr.write('smq: the passwd command is not available yet\n');
-    return 2;
+    // Loaded only here: the broker itself never needs the password tool.
+    const { runPasswd } = await import('./auth/passwd.js');
+    return runPasswd(command.args);
   }
   let config: Config;
   try {

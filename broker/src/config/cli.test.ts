@@ -62,14 +62,16 @@ describe('parseArgs', () => {
 });
 
 describe('USAGE', () => {
-  it('is the seed usage text', () => {
-    assert.equal(
-      USAGE,
-      'Usage: smq [options]\n' +
-        'Options:\n' +
-        '    -c, --config <file>   Configuration file\n' +
-        '    -v, --version         Show version\n' +
-        '    -h, --help            Show this message',
+  it('starts with the seed usage text and names the passwd command', () => {
+    assert.ok(
+      USAGE.startsWith(
+        'Usage: smq [options]\n' +
+          'Options:\n' +
+          '    -c, --config <file>   Configuration file\n' +
+          '    -v, --version         Show version\n' +
+          '    -h, --help            Show this message\n',
+      ),
     );
+    assert.match(USAGE, /smq passwd/);
   });
 });

@@ -11,6 +11,9 @@ export const USAGE = [
   '    -c, --config <file>   Configuration file',
   '    -v, --version         Show version',
   '    -h, --help            Show this message',
+  '',
+  '       smq passwd [-c | -D | -b] <file> <username> [<password>]',
+  '                             Manage a password file (smq passwd -h for details)',
 ].join('\n');
 
 /** A command line the broker cannot act on: an unknown option, or an option without its value. */
