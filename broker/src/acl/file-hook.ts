@@ -3,17 +3,13 @@
  * when it changes (a bad new file keeps the old rules), and answers publish, subscribe and read questions by
  * the first matching rule. Decisions are cached per client and topic, since reads are asked on every delivery.
  */
-import { readFileSync, statSync, type Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { FileReadError, WatchedFiles } from '../files/watched-files.js';
 import type { AuthzResult, ClientInfo, Hook, SubscriptionRequest } from '../hooks/types.js';
 import type { Message } from '../message/message.js';
 import { parseIp } from './address.js';
 import { aclFilter, firstMatch, rulesFor, type Access, type AclRule, type AppliedRule } from './match.js';
-import { loadRulesFile, parseRules } from './rules.js';
-
-/** Milliseconds between checks of the rules file for changes. */
-const DEFAULT_POLL_MS = 1000;
+import { AclFileError, parseRules } from './rules.js';
 
 /**
  * Topics remembered per client and access. Reaching it clears that client's cache rather than tracking
@@ -40,10 +36,7 @@ export interface FileAclOptions {
   readonly pollMs?: number;
 }
 
-/** The parts of a file's stat that change when it is rewritten, renamed over or swapped by a symlink. */
-function signature(st: Stats | null): string {
-  return st === null ? 'missing' : `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-}
+const NO_RULES: readonly AclRule[] = [];
 
 /** One client's rules (placeholders expanded) and cached verdicts, valid for one generation of the rules. */
 class ClientState {
@@ -67,14 +60,6 @@ class ClientState {
   }
 }
 
-function statOrNull(file: string): Stats | null {
-  try {
-    return statSync(file);
-  } catch {
-    return null; // loadRulesFile reports the unreadable file
-  }
-}
-
 /** The rules-file ACL hook. */
 export class FileAcl implements Hook {
   readonly name = 'acl-file';
@@ -82,18 +67,10 @@ export class FileAcl implements Hook {
   private readonly defaultAllow: boolean;
   private readonly fallthrough: boolean;
   private readonly log: Logger;
-  private readonly pollMs: number;
-  private rules: readonly AclRule[];
-  /** The text the current rules came from, so a touched but unchanged file is not "reloaded". */
-  private text: string;
+  /** The rules file, followed for changes; null when there is none. */
+  private readonly watched: WatchedFiles<readonly AclRule[]> | null;
   /** Replaced (not cleared) on reload: a WeakMap cannot be cleared, and states die with their clients. */
   private clients: WeakMap<ClientInfo, ClientState>;
-  /** Stat signature of the file when last looked at; a different one means "read it again". */
-  private seen: string;
-  private timer: NodeJS.Timeout | null = null;
-  private polling = false;
-  /** Set while the file on disk is unusable, so its repair can be confirmed in the log. */
-  private broken = false;
 
   /** Loads the rules and starts watching the file; throws `AclFileError` for a bad file. */
   constructor(options: FileAclOptions) {
@@ -101,25 +78,8 @@ export class FileAcl implements Hook {
     this.defaultAllow = options.defaultAllow;
     this.fallthrough = options.fallthrough;
     this.log = options.log;
-    this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.clients = new WeakMap();
-    if (this.file === '') {
-      this.rules = [];
-      this.text = '';
-      this.seen = '';
-      return;
-    }
-    // The stat comes before the read, so a write landing in between shows up as a change at the next poll.
-    this.seen = signature(statOrNull(this.file));
-    const loaded = loadRulesFile(this.file);
-    this.rules = loaded.rules;
-    this.text = loaded.text;
-    // Polling the path's stat rather than fs.watch: it follows the path, so an editor's rename-over and a
-    // Kubernetes ConfigMap's symlink swap are seen too. Not fs.watchFile either, whose first stat is taken
-    // asynchronously and so misses a change made right after start-up. Unref'd: never keeps the process alive.
-    this.timer = setInterval(() => void this.poll(), this.pollMs);
-    this.timer.unref();
-    this.log.info({ file: this.file, rules: this.rules.length }, 'acl rules loaded');
+    this.watched = this.file === '' ? null : this.watchRules(options.pollMs);
   }
 
   /** Number of rules in force. */
@@ -132,36 +92,7 @@ export class FileAcl implements Hook {
    * a changed good one replaces them and forgets every cached decision. Returns true when rules changed.
    */
   reload(): boolean {
-    if (this.file === '') return false;
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      this.broken = true;
-      this.log.error({ file: this.file, err }, 'acl file not reloaded: cannot read it; the previous rules stay in force');
-      return false;
-    }
-    if (text === this.text) {
-      if (this.broken) this.log.info({ file: this.file }, 'acl file is usable again; the rules in force are unchanged');
-      this.broken = false;
-      return false;
-    }
-    let rules: AclRule[];
-    try {
-      rules = parseRules(text, this.file);
-    } catch (err) {
-      // An AclFileError says what is wrong; anything else is logged the same way rather than thrown out of
-      // a timer, where it would end the process.
-      this.broken = true;
-      this.log.error({ file: this.file, err }, 'acl file not reloaded: it does not validate; the previous rules stay in force');
-      return false;
-    }
-    this.rules = rules;
-    this.text = text;
-    this.broken = false;
-    this.clients = new WeakMap();
-    this.log.info({ file: this.file, rules: rules.length }, 'acl reloaded');
-    return true;
+    return this.watched?.reload() ?? false;
   }
 
   /** Publish: the topic name must match a filter of a publish/all rule. */
@@ -195,22 +126,40 @@ export class FileAcl implements Hook {
 
   /** Stops watching the file. */
   onStop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.watched?.close();
   }
 
-  /** One look at the file's stat; reloads when it changed. Never two at once, however slow the disk. */
-  private async poll(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
+  private get rules(): readonly AclRule[] {
+    return this.watched?.value ?? NO_RULES;
+  }
+
+  /** Reads the rules file, throwing `AclFileError` when it is unusable, and starts following it. */
+  private watchRules(pollMs: number | undefined): WatchedFiles<readonly AclRule[]> {
+    const { file, log } = this;
+    let watched: WatchedFiles<readonly AclRule[]>;
     try {
-      const now = signature(await stat(this.file).catch(() => null));
-      if (now === this.seen || this.timer === null) return;
-      this.seen = now;
-      this.reload();
-    } finally {
-      this.polling = false;
+      watched = new WatchedFiles<readonly AclRule[]>({
+        files: [file],
+        parse: (texts) => parseRules(texts[0] ?? '', file),
+        intervalMs: pollMs,
+        onReload: (rules) => {
+          this.clients = new WeakMap();
+          log.info({ file, rules: rules.length }, 'acl reloaded');
+        },
+        onRestore: () => log.info({ file }, 'acl file is usable again; the rules in force are unchanged'),
+        onError: (err) => {
+          if (err instanceof FileReadError) log.error({ file, err: err.cause }, 'acl file not reloaded: cannot read it; the previous rules stay in force');
+          else log.error({ file, err }, 'acl file not reloaded: it does not validate; the previous rules stay in force');
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof FileReadError)) throw err; // parseRules' AclFileError
+      const reason = err.cause instanceof Error ? err.cause.message : String(err.cause);
+      throw new AclFileError(file, -1, '', `cannot read the file (${reason})`, { cause: err.cause });
     }
+    watched.watch();
+    log.info({ file, rules: watched.value.length }, 'acl rules loaded');
+    return watched;
   }
 
   private answer(v: Verdict): AuthzResult {

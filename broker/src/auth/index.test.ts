@@ -14,7 +14,7 @@ import { RC } from '../protocol/reason-codes.js';
 import { CertificateAuth } from './certificate.js';
 import { hashPassword } from './hash.js';
 import { createAuthHooks } from './index.js';
-import { AuthFileError } from './reloader.js';
+import { AuthFileError } from './auth-file.js';
 
 const log = pino({ level: 'silent' });
 

@@ -6,9 +6,10 @@
 import { createHmac, createPublicKey, timingSafeEqual, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { IConnectPacket } from 'mqtt-packet';
 import type { Logger } from 'pino';
+import type { WatchedFiles } from '../files/watched-files.js';
 import type { AuthResult, ClientInfo, Hook } from '../hooks/types.js';
 import { RC } from '../protocol/reason-codes.js';
-import { FileReloader } from './reloader.js';
+import { watchAuthFile } from './auth-file.js';
 
 /** Algorithms verified with a JWKS key. */
 export type AsymmetricAlg = 'RS256' | 'ES256';
@@ -208,7 +209,7 @@ export class JwtAuth implements Hook {
   readonly name = 'jwt';
   private readonly options: JwtAuthOptions;
   private readonly secret: Buffer | null;
-  private readonly jwks: FileReloader<JwtKeySet> | null;
+  private readonly jwks: WatchedFiles<JwtKeySet> | null;
   private readonly now: () => number;
 
   /** Reads the JWKS file, if any; throws an `AuthFileError` when it cannot be read or parsed. */
@@ -219,7 +220,7 @@ export class JwtAuth implements Hook {
     const log = options.log;
     this.jwks = options.jwksFile === ''
       ? null
-      : new FileReloader({
+      : watchAuthFile({
         key: 'auth.jwt.jwks_file',
         file: options.jwksFile,
         what: 'jwks file',
@@ -229,7 +230,7 @@ export class JwtAuth implements Hook {
           return keys;
         },
         log,
-        ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }),
+        intervalMs: options.intervalMs,
       });
   }
 
@@ -258,10 +259,10 @@ export class JwtAuth implements Hook {
 
   /** Re-reads the JWKS file if it changed (the poll timer does this every second). */
   async reload(): Promise<void> {
-    await this.jwks?.poll();
+    await this.jwks?.check();
   }
 
   onStop(): void {
-    this.jwks?.stop();
+    this.jwks?.close();
   }
 }

@@ -9,7 +9,7 @@ import type { ClientInfo } from '../hooks/types.js';
 import { RC } from '../protocol/reason-codes.js';
 import { HashFormatError, hashPassword } from './hash.js';
 import { parsePasswordFile, PasswordFileAuth } from './password-file.js';
-import { AuthFileError } from './reloader.js';
+import { AuthFileError } from './auth-file.js';
 
 /** A logger whose records land in an array, to check what is (and is not) logged. */
 function capture(): { log: Logger; records: Record<string, unknown>[]; text: () => string } {

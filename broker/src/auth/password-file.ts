@@ -4,10 +4,11 @@
  */
 import type { IConnectPacket } from 'mqtt-packet';
 import type { Logger } from 'pino';
+import type { WatchedFiles } from '../files/watched-files.js';
 import type { AuthResult, ClientInfo, Hook } from '../hooks/types.js';
 import { RC } from '../protocol/reason-codes.js';
+import { watchAuthFile } from './auth-file.js';
 import { dummyHash, HashFormatError, parseHash, verifyPassword, type PasswordHash } from './hash.js';
-import { FileReloader } from './reloader.js';
 
 /** Users of a password file and their parsed hashes. */
 export type PasswordTable = ReadonlyMap<string, PasswordHash>;
@@ -60,20 +61,20 @@ export interface PasswordFileOptions {
  */
 export class PasswordFileAuth implements Hook {
   readonly name = 'password-file';
-  private readonly users: FileReloader<PasswordTable>;
+  private readonly users: WatchedFiles<PasswordTable>;
   private readonly final: boolean;
   private readonly dummy = dummyHash();
 
   /** Reads the file; throws an `AuthFileError` when it cannot be read or parsed. */
   constructor(options: PasswordFileOptions) {
     this.final = options.final;
-    this.users = new FileReloader({
+    this.users = watchAuthFile({
       key: 'auth.password_file',
       file: options.file,
       what: 'password file',
       parse: parsePasswordFile,
       log: options.log,
-      ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }),
+      intervalMs: options.intervalMs,
     });
   }
 
@@ -93,11 +94,11 @@ export class PasswordFileAuth implements Hook {
   }
 
   /** Re-reads the file if it changed (the poll timer does this every second). */
-  reload(): Promise<void> {
-    return this.users.poll();
+  async reload(): Promise<void> {
+    await this.users.check();
   }
 
   onStop(): void {
-    this.users.stop();
+    this.users.close();
   }
 }

@@ -4,15 +4,13 @@
  * verified client certificate into what the rest of the broker sees.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync, type Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { TlsConfig } from '../config/types.js';
 import { SmqError } from '../errors.js';
+import { FileReadError, WatchedFiles, type WatchTiming } from '../files/watched-files.js';
 import type { PeerCertificate } from '../hooks/types.js';
 
 /** A TLS file that cannot be used (missing, unreadable, not PEM, key and certificate not matching). */
@@ -32,33 +30,10 @@ export class TlsConfigError extends SmqError {
 /** Receives each new set of secure-context options (a listener calls `tls.Server#setSecureContext`). */
 export type ContextSink = (options: SecureContextOptions) => void;
 
-/** Timing of the file watch; the defaults suit production, tests may shorten them. */
-export interface WatchTiming {
-  /** Milliseconds between two looks at the files. */
-  readonly intervalMs: number;
-  /** Milliseconds a change must stay still before it is loaded, so a certificate and its key land together. */
-  readonly settleMs: number;
-}
-
-const DEFAULT_TIMING: WatchTiming = { intervalMs: 1000, settleMs: 300 };
-
 /** One watched file: the key that names it and its absolute path. */
 interface Source {
   readonly key: 'tls.cert' | 'tls.key' | 'tls.ca';
   readonly file: string;
-}
-
-/** What a file looked like at one stat; a swapped symlink changes the inode even when size and time do not. */
-function signatureOf(st: Stats | undefined): string {
-  return st === undefined ? 'missing' : `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-}
-
-function statOrUndefined(file: string): Stats | undefined {
-  try {
-    return statSync(file);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Words for the usual reasons a file cannot be read, rather than a bare errno. */
@@ -82,30 +57,21 @@ function pemBlocks(text: string, label: string): string[] {
 /**
  * Holds the current certificate, key and CA bundle and hands them to listeners. The constructor loads and
  * checks the files and throws {@link TlsConfigError} naming the key and the file when one is unusable;
- * {@link watch} then polls the files and pushes each good new set to every sink. A set that fails to load is
- * logged and ignored: the listeners keep the last good one.
- *
- * Polling rather than fs.watch: Kubernetes Secrets and cert-manager rotate by swapping a `..data` symlink, and
- * fs.watch stays on the inode it started with (after the first swap, a deleted file), while a stat through the
- * link always sees the current one. Three stats a second cost nothing.
+ * {@link watch} then follows the files (through a Kubernetes `..data` symlink swap too, see
+ * {@link WatchedFiles}) and pushes each good new set to every sink. A set that fails to load is logged and
+ * ignored: the listeners keep the last good one. A change is loaded once the files have stayed still for
+ * `timing.settleMs`, so a certificate and its key land together.
  */
 export class CertificateStore {
   private readonly config: TlsConfig;
   private readonly log: Logger;
-  private readonly timing: WatchTiming;
   private readonly sources: readonly Source[];
   private readonly sinks = new Set<ContextSink>();
-  private current: SecureContextOptions;
-  /** Signatures of the files at the last load attempt, good or bad, so a bad set is reported once. */
-  private seen: string;
-  private pollTimer: NodeJS.Timeout | null = null;
-  /** A look at the files is in progress (stat, settle, stat again). */
-  private checking = false;
+  private readonly files: WatchedFiles<SecureContextOptions>;
 
-  constructor(config: TlsConfig, log: Logger, timing: WatchTiming = DEFAULT_TIMING) {
+  constructor(config: TlsConfig, log: Logger, timing: WatchTiming = {}) {
     this.config = config;
     this.log = log;
-    this.timing = timing;
     const sources: Source[] = [
       { key: 'tls.cert', file: resolve(config.cert) },
       { key: 'tls.key', file: resolve(config.key) },
@@ -116,13 +82,29 @@ export class CertificateStore {
       throw new TlsConfigError('tls.ca', undefined, 'a CA bundle is required when tls.verify is true');
     }
     this.sources = sources;
-    this.seen = this.signature();
-    this.current = this.load();
+    try {
+      this.files = new WatchedFiles({
+        files: sources.map((s) => s.file),
+        parse: (texts) => this.load(texts),
+        onReload: (next) => this.publish(next),
+        onError: (err) => {
+          if (!(err instanceof TlsConfigError || err instanceof FileReadError)) {
+            this.log.error({ err }, 'certificate watch failed'); // a fault of ours, not a bad file
+            return;
+          }
+          const e = this.configError(err);
+          this.log.error({ err: e.message, code: e.code, key: e.key, file: e.file }, 'certificate reload failed: keeping the current certificates');
+        },
+        ...timing,
+      });
+    } catch (err) {
+      throw err instanceof FileReadError ? this.configError(err) : err;
+    }
   }
 
   /** The secure-context options in force: certificate, key, CA, minimum version and ciphers. */
   get options(): SecureContextOptions {
-    return this.current;
+    return this.files.value;
   }
 
   /** Registers a sink for future reloads; returns a function that removes it. */
@@ -133,32 +115,18 @@ export class CertificateStore {
 
   /** Starts polling the files (every second by default). Idempotent. */
   watch(): void {
-    if (this.pollTimer !== null) return;
-    this.pollTimer = setInterval(() => this.poll(), this.timing.intervalMs);
-    this.pollTimer.unref(); // a watch alone must not keep the process alive during shutdown
+    this.files.watch();
   }
 
   /** Stops watching. */
   close(): void {
-    if (this.pollTimer !== null) clearInterval(this.pollTimer);
-    this.pollTimer = null;
+    this.files.close();
   }
 
-  /**
-   * Reads and checks every file now. Throws {@link TlsConfigError} on the first unusable one; the store's
-   * state is not changed, so the caller decides whether to keep the old set.
-   */
-  load(): SecureContextOptions {
+  /** Checks the texts of the files (in the order of `sources`); throws {@link TlsConfigError} on the first unusable one. */
+  private load(texts: readonly string[]): SecureContextOptions {
     const pem = new Map<Source['key'], { file: string; text: string }>();
-    for (const s of this.sources) {
-      let text: string;
-      try {
-        text = readFileSync(s.file, 'utf8');
-      } catch (err) {
-        throw new TlsConfigError(s.key, s.file, readProblem(err), { cause: err });
-      }
-      pem.set(s.key, { file: s.file, text });
-    }
+    this.sources.forEach((s, i) => pem.set(s.key, { file: s.file, text: texts[i] ?? '' }));
     const cert = pem.get('tls.cert')!;
     const key = pem.get('tls.key')!;
     const ca = pem.get('tls.ca');
@@ -207,43 +175,15 @@ export class CertificateStore {
     return options;
   }
 
-  /** One look at the files, unless the previous look is still going. */
-  private poll(): void {
-    if (this.checking) return;
-    this.checking = true;
-    this.check().then(
-      () => { this.checking = false; },
-      (err: unknown) => {
-        this.checking = false;
-        this.log.error({ err }, 'certificate watch failed');
-      },
-    );
+  /** A file that cannot be read, as a {@link TlsConfigError} naming its key, like every other unusable file. */
+  private configError(err: TlsConfigError | FileReadError): TlsConfigError {
+    if (err instanceof TlsConfigError) return err;
+    const key = this.sources.find((s) => s.file === err.file)?.key ?? 'tls.cert';
+    return new TlsConfigError(key, err.file, readProblem(err.cause), { cause: err.cause });
   }
 
-  /** A change is loaded once the files have stayed still for `settleMs`, so a certificate and its key land together. */
-  private async check(): Promise<void> {
-    const sig = await this.signatureAsync();
-    if (sig === this.seen) return;
-    await sleep(this.timing.settleMs, undefined, { ref: false });
-    if (this.pollTimer === null) return; // closed meanwhile
-    const now = await this.signatureAsync();
-    if (now !== sig) return; // still moving: the next poll starts a new wait
-    this.seen = now;
-    this.reload();
-  }
-
-  /** Loads the files again and, when they are good and different, pushes them to every sink. */
-  private reload(): void {
-    let next: SecureContextOptions;
-    try {
-      next = this.load();
-    } catch (err) {
-      const e = err as TlsConfigError;
-      this.log.error({ err: e.message, code: e.code, key: e.key, file: e.file }, 'certificate reload failed: keeping the current certificates');
-      return;
-    }
-    if (next.cert === this.current.cert && next.key === this.current.key && next.ca === this.current.ca) return; // touched, not changed
-    this.current = next;
+  /** Pushes a new, good set of files to every sink. */
+  private publish(next: SecureContextOptions): void {
     for (const sink of this.sinks) {
       try {
         sink(next);
@@ -252,16 +192,6 @@ export class CertificateStore {
       }
     }
     this.log.info({ files: this.sources.map((s) => s.file), certificate: describe(next), listeners: this.sinks.size }, 'certificates reloaded');
-  }
-
-  private signature(): string {
-    return this.sources.map((s) => signatureOf(statOrUndefined(s.file))).join('|');
-  }
-
-  /** The same as {@link signature} without blocking the event loop (a slow volume must not stall clients). */
-  private async signatureAsync(): Promise<string> {
-    const stats = await Promise.all(this.sources.map((s) => stat(s.file).catch(() => undefined)));
-    return stats.map(signatureOf).join('|');
   }
 }
 
