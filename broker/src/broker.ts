@@ -22,6 +22,9 @@ import { ConnectionGuard } from './limits/connection-guard.js';
 import { FlappingDetector } from './limits/flapping.js';
 import { Semaphore } from './limits/semaphore.js';
 import { Stats } from './stats.js';
+import { openStore } from './store/index.js';
+import { restore, sessionRecord, storedDelivery } from './store/recovery.js';
+import type { Store } from './store/types.js';
 import { SysPublisher } from './sys/sys.js';
 
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
@@ -49,6 +52,8 @@ export class Broker implements SessionContext {
   readonly flapping: FlappingDetector;
   /** The `worker` pool: bounds concurrent authentication calls. */
   readonly workers: Semaphore;
+  /** The durable store, or null when `store.dir` is empty (memory only). Set by `listen()`. */
+  store: Store | null = null;
   private readonly listeners: Listener[] = [];
   /** The TLS certificates, watched for rotation, when a TLS or wss listener runs. */
   private certificates: CertificateStore | null = null;
@@ -88,6 +93,15 @@ export class Broker implements SessionContext {
   /** Starts every configured listener and the $SYS publisher; resolves with the bound addresses. */
   async listen(): Promise<Bound[]> {
     const c = this.config;
+    // Recover everything before serving anyone: sessions, queues, retained, incoming QoS 2 ids.
+    this.store = await openStore(c, this.log);
+    if (this.store) {
+      const started = Date.now();
+      const snapshot = await this.store.open();
+      restore(this, snapshot);
+      this.log.info({ sessions: snapshot.sessions.length, deliveries: snapshot.deliveries.length,
+        retained: snapshot.retained.length, ms: Date.now() - started }, 'store recovered');
+    }
     const accept = (stream: Duplex, peer: Peer): void => this.attach(stream, peer);
     let secure: SecureOptions | null = null;
     if (c.tls.enable || c.wss.enable) {
@@ -161,6 +175,8 @@ export class Broker implements SessionContext {
     }
     conn.session = session;
     session.client = conn;
+    session.disconnectedAt = 0;
+    this.persistSession(session);
     return { sessionPresent: present }; // [MQTT-3.2.2-1..3]
   }
 
@@ -197,7 +213,30 @@ export class Broker implements SessionContext {
     conn.will = null;
     if (will) this.scheduleWill(session, will, conn);
     if (takenOver) return;
+    session.disconnectedAt = this.now();
+    this.persistSession(session);
     this.scheduleExpiry(session);
+  }
+
+  /**
+   * Writes a session's record (subscriptions, expiry, a waiting will) when it is persistent, or removes it when
+   * it no longer is. A session that becomes persistent writes its queues too.
+   */
+  persistSession(session: Session): void {
+    const store = this.store;
+    if (store === null || session.ended) return;
+    if (session.expiryInterval === 0) {
+      if (session.stored) store.deleteSession(session.clientId);
+      session.stored = false;
+      return;
+    }
+    store.putSession(sessionRecord(session));
+    if (!session.stored) {
+      session.stored = true;
+      for (const d of session.inflight.values()) store.putDelivery(storedDelivery(session.clientId, d));
+      for (const d of session.queue) store.putDelivery(storedDelivery(session.clientId, d));
+      for (const id of session.incomingQos2) store.putIncoming(session.clientId, id);
+    }
   }
 
   /** Publishes a will now, or after its v5 delay unless the session is resumed first [MQTT-3.1.3-9]. */
@@ -208,12 +247,20 @@ export class Broker implements SessionContext {
       return;
     }
     session.pendingWill = will;
+    const ms = Math.min(delay, session.expiryInterval) * 1000;
+    session.willAt = this.now() + ms;
+    this.armWill(session, client, ms);
+  }
+
+  /** Publishes a session's pending will after `ms`, unless the client comes back first. */
+  armWill(session: Session, client: ClientInfo, ms: number): void {
     session.willTimer = setTimeout(() => {
       session.willTimer = null;
       const w = session.pendingWill;
       session.pendingWill = null;
       if (w) this.publishWill(w, client);
-    }, Math.min(delay, session.expiryInterval) * 1000);
+      this.persistSession(session);
+    }, ms);
     session.willTimer.unref();
   }
 
@@ -235,6 +282,10 @@ export class Broker implements SessionContext {
     for (const sub of session.subscriptions.values()) this.router.remove(sub);
     session.subscriptions.clear();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    if (session.stored) {
+      this.store?.deleteSession(session.clientId);
+      session.stored = false;
+    }
     const will = session.pendingWill;
     session.pendingWill = null;
     if (will && session.client) this.publishWill(will, session.client);
@@ -260,7 +311,15 @@ export class Broker implements SessionContext {
 
   /** Routes an accepted message: retained store, hooks, then subscribers. */
   route(client: ClientInfo | null, message: Message): void {
-    if (message.retain) this.router.retain(message);
+    if (message.retain) {
+      this.router.retain(message);
+      // $SYS values are made again every interval; storing them would only churn the disk.
+      const store = this.store;
+      if (store !== null && !message.topic.startsWith('$SYS/')) {
+        if (message.payload.length === 0) store.deleteRetained(message.topic);
+        else store.putRetained(message);
+      }
+    }
     this.hooks.publish(client, message);
     this.router.publish(message);
   }
@@ -323,6 +382,11 @@ export class Broker implements SessionContext {
     clearTimeout(timer);
     for (const c of this.connections) c.stream.destroy();
     await listenersClosed;
+    // Every stored session gets its disconnect time, so expiry after a restart counts from the shutdown.
+    for (const s of this.sessions.values()) {
+      if (s.stored && s.outlet === null) this.persistSession(s);
+    }
+    await this.store?.close();
     await this.hooks.stop();
   }
 }

@@ -72,7 +72,7 @@ export const DEFAULTS: Config = deepFreeze({
   },
   log: { level: 'info' },
   // Empty: sessions and retained messages live in memory only.
-  store: { dir: '' },
+  store: { dir: '', durability: 'fsync', recover: false },
   sys_interval: 10,
   mqtt: {
     max_keepalive: 65535,

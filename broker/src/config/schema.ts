@@ -234,6 +234,14 @@ const KEYS = [
     description: 'directory for persistent sessions and retained messages; empty keeps them in memory',
   },
   {
+    path: 'store.durability', kind: 'enum', values: ['fsync', 'write', 'none'],
+    description: 'when an acknowledged message is safe: fsync (power loss), write (process crash), none',
+  },
+  {
+    path: 'store.recover', kind: 'bool',
+    description: 'open a damaged store by keeping what is intact (logged) instead of refusing to start',
+  },
+  {
     path: 'sys_interval', kind: 'int', min: 0, max: DAY,
     description: 'seconds between $SYS updates; 0 turns them off',
   },

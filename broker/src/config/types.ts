@@ -178,7 +178,17 @@ export interface Config {
   readonly acl: AclConfig;
   readonly limits: LimitsConfig;
   readonly log: { readonly level: LogLevel };
-  readonly store: { readonly dir: string };
+  readonly store: {
+    readonly dir: string;
+    /**
+     * When an acknowledged message is safe: `fsync` (after the commit reached the disk; survives power loss),
+     * `write` (committed without fsync; survives a process crash), `none` (acknowledged at once; the last
+     * moments may be lost in a crash).
+     */
+    readonly durability: 'fsync' | 'write' | 'none';
+    /** Open a damaged store by keeping what is intact (logged), instead of refusing to start. */
+    readonly recover: boolean;
+  };
   /** Seconds between `$SYS/broker/...` updates; 0 turns them off. */
   readonly sys_interval: number;
   readonly mqtt: MqttConfig;

@@ -62,6 +62,10 @@ export class Connection implements Outlet, ClientInfo {
   refusal: { rc: number; limit: string } | null = null;
   /** Per-client publish rate limit, or null when off. */
   private readonly publishBucket: TokenBucket | null;
+  /** Encoded packets waiting for the store's commit, in order; null when none wait. */
+  private held: Buffer[] | null = null;
+  /** The commit the held packets wait for. */
+  private heldFor: Promise<void> | null = null;
   /** Why the connection closed, for the disconnect event. */
   closeReason = 'connection lost';
   private readonly parser = mqtt.parser();
@@ -274,14 +278,63 @@ export class Connection implements Outlet, ClientInfo {
     }
   }
 
-  /** Encodes and writes a packet; writes are corked and flushed once per event-loop turn. */
+  /**
+   * Writes a packet once what it depends on is durable: an acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP,
+   * SUBACK) of something written to the store. At once when the store has nothing pending, else after the
+   * store's next commit.
+   */
+  ack(packet: Packet): void {
+    if (this.closed) return;
+    this.afterCommit(mqtt.generate(packet, { protocolVersion: this.protocolVersion }));
+  }
+
+  /** Encodes and writes a packet, behind any packet that waits for the store, so order is kept [MQTT-4.6.0-2]. */
   write(packet: Packet): void {
     if (this.closed) return;
     const buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
-    this.writeBytes(buf);
+    if (this.held !== null) this.held.push(buf);
+    else this.emit(buf);
   }
 
-  private writeBytes(buf: Buffer): void {
+  /** Queues bytes behind the store's next commit when it has writes pending; one wait serves a whole commit. */
+  private afterCommit(buf: Buffer): void {
+    const store = this.broker.store;
+    const dirty = store !== null && store.dirty;
+    if (this.held === null) {
+      if (!dirty) {
+        this.emit(buf);
+        return;
+      }
+      this.held = [];
+    }
+    this.held.push(buf);
+    if (!dirty || store === null) return; // covered by the commit already awaited
+    const commit = store.flush();
+    if (commit === this.heldFor) return;
+    // A newer commit covers everything before it; only the latest one releases the queue.
+    this.heldFor = commit;
+    commit.then(
+      () => {
+        if (this.heldFor === commit) this.release();
+      },
+      (err: unknown) => {
+        // Nothing held was acknowledged, so nothing is lost: the client sends again after reconnecting.
+        this.log.error({ err }, 'store commit failed: closing the connection unacknowledged');
+        this.held = null;
+        this.close(RC.UNSPECIFIED_ERROR, true);
+      },
+    );
+  }
+
+  private release(): void {
+    const held = this.held;
+    this.held = null;
+    this.heldFor = null;
+    if (held !== null && !this.closed) for (const buf of held) this.emit(buf);
+  }
+
+  /** Writes bytes to the stream; writes are corked and flushed once per event-loop turn. */
+  private emit(buf: Buffer): void {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
@@ -334,7 +387,11 @@ export class Connection implements Outlet, ClientInfo {
     const buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
     if (this.maximumPacketSize > 0 && buf.length > this.maximumPacketSize) return false; // [MQTT-3.1.2-25]
     this.broker.stats.messagesSent++;
-    this.writeBytes(buf);
+    // A QoS 2 PUBLISH of a stored session goes out only once its packet id is durable: a client that got it
+    // under an id the broker forgot in a crash would be released (PUBREL 0x92) and then get it again.
+    if (d.qos === 2 && this.session !== null && this.session.stored) this.afterCommit(buf);
+    else if (this.held !== null) this.held.push(buf);
+    else this.emit(buf);
     return true;
   }
 

@@ -1,4 +1,5 @@
 import type { IPublishPacket, QoS } from 'mqtt-packet';
+import type { StoredMessage } from '../store/types.js';
 
 /** PUBLISH properties that travel with a message from publisher to subscribers (v5). */
 export type MessageProperties = NonNullable<IPublishPacket['properties']>;
@@ -7,7 +8,7 @@ export type MessageProperties = NonNullable<IPublishPacket['properties']>;
  * An application message as the broker routes it, independent of any one connection's protocol version.
  * Created once per inbound PUBLISH and shared (never mutated) by every delivery.
  */
-export class Message {
+export class Message implements StoredMessage {
   readonly topic: string;
   readonly payload: Buffer;
   readonly qos: QoS;
@@ -36,6 +37,13 @@ export class Message {
     this.origin = origin;
     const expiry = properties?.messageExpiryInterval;
     this.expiresAt = expiry ? now + expiry * 1000 : 0;
+  }
+
+  /** Rebuilds a message read back from the store (its expiry stays absolute). */
+  static restore(s: StoredMessage): Message {
+    const m = new Message(s.topic, s.payload, s.qos, s.retain, s.properties, s.origin, 0);
+    (m as { expiresAt: number }).expiresAt = s.expiresAt;
+    return m;
   }
 
   /** True when the message's expiry interval has passed. */

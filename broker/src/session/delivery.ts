@@ -19,6 +19,8 @@ export class Delivery {
   /** The shared group this came through, so it can go to another member if this one leaves. */
   readonly group: SharedGroup | null;
   packetId = 0;
+  /** Order within its session, for the store (0 for QoS 0, which is never stored). */
+  seq = 0;
   state: typeof AWAIT_ACK | typeof AWAIT_COMP = AWAIT_ACK;
 
   constructor(message: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, group: SharedGroup | null) {

@@ -1,6 +1,7 @@
 import type { IConnectPacket, QoS } from 'mqtt-packet';
 import type { ClientInfo } from '../hooks/types.js';
 import type { Message } from '../message/message.js';
+import type { Store, StoredDelivery } from '../store/types.js';
 import type { SharedGroup } from '../routing/shared.js';
 import type { Subscription } from '../routing/subscription.js';
 import { AWAIT_ACK, AWAIT_COMP, Delivery } from './delivery.js';
@@ -21,6 +22,8 @@ export interface Outlet {
 export interface SessionContext {
   readonly maxInflight: number;
   readonly maxQueued: number;
+  /** The durable store, or null when state lives in memory only (then persistence costs nothing). */
+  readonly store: Store | null;
   /** A message that could not be delivered; counted and reported to hooks. */
   dropped(clientId: string, message: Message, reason: string): void;
   /** Sends a message of a leaving member to another member of its group; false when none can take it. */
@@ -58,9 +61,17 @@ export class Session {
   willTimer: NodeJS.Timeout | null = null;
   /** The will of a connection that ended abnormally, kept while its delay runs. */
   pendingWill: Will | null = null;
+  /** Epoch ms when the client went away; 0 while connected. */
+  disconnectedAt = 0;
+  /** Epoch ms at which `pendingWill` is published. */
+  willAt = 0;
+  /** True while the store holds a record of this session. */
+  stored = false;
   /** Set when the session has ended; a late callback must not use it. */
   ended = false;
   private nextId = 1;
+  /** Last delivery sequence number handed out (store order). */
+  seq = 0;
   // Scratch fields the router uses to merge overlapping subscriptions of one publish (no allocation).
   /** @internal */ stamp = 0;
   /** @internal */ mergeQos: QoS = 0;
@@ -70,6 +81,11 @@ export class Session {
   constructor(clientId: string, ctx: SessionContext) {
     this.clientId = clientId;
     this.ctx = ctx;
+  }
+
+  /** The store this session writes to: only persistent sessions (expiry not 0) are stored. */
+  get store(): Store | null {
+    return this.expiryInterval > 0 ? this.ctx.store : null;
   }
 
   /** True while a client is connected to this session. */
@@ -96,8 +112,9 @@ export class Session {
       return;
     }
     const d = new Delivery(message, qos, retain, subIds, group);
+    d.seq = ++this.seq;
     if (o !== null && this.queue.length === 0 && this.inflight.size < this.window) {
-      this.send(o, d);
+      if (this.send(o, d)) this.store?.putDelivery(stored(this.clientId, d));
       return;
     }
     if (this.queue.length >= this.ctx.maxQueued) {
@@ -105,16 +122,18 @@ export class Session {
       return;
     }
     this.queue.push(d);
+    this.store?.putDelivery(stored(this.clientId, d));
   }
 
-  private send(o: Outlet, d: Delivery): void {
+  /** Puts a delivery in flight and writes it; false when it could not be sent (then it is gone). */
+  private send(o: Outlet, d: Delivery): boolean {
     d.packetId = this.allocateId();
     this.inflight.set(d.packetId, d);
-    if (!o.sendPublish(d, false)) {
-      // Too large for this client [MQTT-3.1.2-25]: treat as delivered and discarded.
-      this.inflight.delete(d.packetId);
-      this.ctx.dropped(this.clientId, d.message, 'too_large');
-    }
+    if (o.sendPublish(d, false)) return true;
+    // Too large for this client [MQTT-3.1.2-25]: treat as delivered and discarded.
+    this.inflight.delete(d.packetId);
+    this.ctx.dropped(this.clientId, d.message, 'too_large');
+    return false;
   }
 
   /** Moves queued messages into the in-flight window while there is room. */
@@ -124,17 +143,24 @@ export class Session {
     const now = this.ctx.now();
     while (this.queue.length > 0 && this.inflight.size < this.window) {
       const d = this.queue.shift() as Delivery;
+      const store = this.store;
       if (d.message.expired(now)) {
         this.ctx.dropped(this.clientId, d.message, 'expired');
+        store?.deleteDelivery(this.clientId, d.seq);
         continue;
       }
-      this.send(o, d);
+      // Re-written with its packet id, which a resend after a restart must reuse [MQTT-4.4.0-1].
+      if (this.send(o, d)) store?.putDelivery(stored(this.clientId, d));
+      else store?.deleteDelivery(this.clientId, d.seq);
     }
   }
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2) received: frees the packet id. Returns false for an unknown id. */
   complete(packetId: number): boolean {
-    if (!this.inflight.delete(packetId)) return false;
+    const d = this.inflight.get(packetId);
+    if (d === undefined) return false;
+    this.inflight.delete(packetId);
+    this.store?.deleteDelivery(this.clientId, d.seq);
     if (this.queue.length > 0) this.drain();
     return true;
   }
@@ -144,6 +170,7 @@ export class Session {
     const d = this.inflight.get(packetId);
     if (!d || d.qos !== 2) return false;
     d.state = AWAIT_COMP;
+    this.store?.putDelivery(stored(this.clientId, d));
     return true;
   }
 
@@ -159,7 +186,11 @@ export class Session {
       else if (d.message.expired(now) && d.qos > 0) {
         this.inflight.delete(d.packetId);
         this.ctx.dropped(this.clientId, d.message, 'expired');
-      } else if (!o.sendPublish(d, true)) this.inflight.delete(d.packetId);
+        this.store?.deleteDelivery(this.clientId, d.seq);
+      } else if (!o.sendPublish(d, true)) {
+        this.inflight.delete(d.packetId);
+        this.store?.deleteDelivery(this.clientId, d.seq);
+      }
     }
     this.drain();
   }
@@ -173,11 +204,26 @@ export class Session {
     for (const d of this.inflight.values()) {
       if (d.group !== null && d.state === AWAIT_ACK && this.ctx.redispatch(d.group, d.message, d.qos, this)) {
         this.inflight.delete(d.packetId);
+        this.store?.deleteDelivery(this.clientId, d.seq);
       }
     }
     if (this.queue.length > 0) {
-      this.queue.filter((d) => d.group === null || !this.ctx.redispatch(d.group, d.message, d.qos, this));
+      const moved = this.queue.filter((d) => d.group === null || !this.ctx.redispatch(d.group, d.message, d.qos, this));
+      for (const d of moved) this.store?.deleteDelivery(this.clientId, d.seq);
     }
+  }
+
+  /** Records an incoming QoS 2 packet id until its PUBREL. */
+  addIncoming(packetId: number): void {
+    this.incomingQos2.add(packetId);
+    this.store?.putIncoming(this.clientId, packetId);
+  }
+
+  /** PUBREL: forgets an incoming QoS 2 packet id; false when it was not known. */
+  releaseIncoming(packetId: number): boolean {
+    if (!this.incomingQos2.delete(packetId)) return false;
+    this.store?.deleteIncoming(this.clientId, packetId);
+    return true;
   }
 
   /** Next free outgoing packet id, 1..65535, skipping ids still in flight [MQTT-2.2.1-3]. */
@@ -196,4 +242,9 @@ export class Session {
     this.expiryTimer = null;
     this.willTimer = null;
   }
+}
+
+/** The stored form of a delivery. */
+function stored(clientId: string, d: Delivery): StoredDelivery {
+  return { clientId, seq: d.seq, message: d.message, qos: d.qos, retain: d.retain, subIds: d.subIds, packetId: d.packetId, state: d.state };
 }

@@ -17,7 +17,9 @@ export function handlePubrec(conn: Connection, packet: IPubrecPacket): void {
     return;
   }
   if (session.received(id)) {
-    conn.write({ cmd: 'pubrel', messageId: id }); // [MQTT-4.3.3-3]
+    // PUBREL only once "PUBREC received" is durable: after PUBREL the client may forget the message, and a
+    // broker that restarted and sent the PUBLISH again would make it a second delivery [MQTT-4.3.3-3].
+    conn.ack({ cmd: 'pubrel', messageId: id });
   } else {
     conn.write({ cmd: 'pubrel', messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND });
   }
@@ -26,8 +28,10 @@ export function handlePubrec(conn: Connection, packet: IPubrecPacket): void {
 /** PUBREL: the client releases an incoming QoS 2 message; always answered with PUBCOMP [MQTT-4.3.3-11]. */
 export function handlePubrel(conn: Connection, packet: IPubrelPacket): void {
   const id = packet.messageId ?? 0;
-  const known = conn.session?.incomingQos2.delete(id) ?? false;
-  conn.write(
+  const known = conn.session?.releaseIncoming(id) ?? false;
+  // After a restart a stale id would swallow the client's next message with that id: PUBCOMP waits for
+  // the delete to be durable.
+  conn.ack(
     known || conn.protocolVersion !== 5
       ? { cmd: 'pubcomp', messageId: id }
       : { cmd: 'pubcomp', messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND },

@@ -76,11 +76,12 @@ function finish(conn: Connection, message: Message, id: number, rc: number): voi
   if (qos === 0) return;
   // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
   const ack = conn.protocolVersion === 5 && rc !== RC.SUCCESS ? { reasonCode: rc } : {};
+  // conn.ack() waits for the store when this message was written there: what is acknowledged is durable.
   if (qos === 1) {
-    conn.write({ cmd: 'puback', messageId: id, ...ack });
+    conn.ack({ cmd: 'puback', messageId: id, ...ack });
   } else {
-    if (rc === RC.SUCCESS) session.incomingQos2.add(id);
-    conn.write({ cmd: 'pubrec', messageId: id, ...ack });
+    if (rc === RC.SUCCESS) session.addIncoming(id);
+    conn.ack({ cmd: 'pubrec', messageId: id, ...ack });
   }
 }
 

@@ -78,6 +78,8 @@ function finish(conn: Connection, packet: ISubscribePacket, codes: number[], sub
     retainedFor.push({ sub, existed });
     broker.hooks.subscribed(conn, { filter: s.topic, qos }, qos);
   });
-  conn.write({ cmd: 'suback', messageId: packet.messageId, granted });
+  // A persistent session's subscriptions are stored; SUBACK waits until they are durable.
+  if (retainedFor.length > 0) broker.persistSession(session);
+  conn.ack({ cmd: 'suback', messageId: packet.messageId, granted });
   for (const { sub, existed } of retainedFor) broker.sendRetained(session, sub, existed);
 }

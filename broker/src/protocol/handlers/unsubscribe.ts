@@ -26,8 +26,9 @@ export function handleUnsubscribe(conn: Connection, packet: IUnsubscribePacket):
     conn.broker.hooks.unsubscribed(conn, raw);
     codes.push(RC.SUCCESS);
   }
+  if (codes.includes(RC.SUCCESS)) conn.broker.persistSession(session);
   // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed; 3.1.1 UNSUBACK has no payload.
-  conn.write(
+  conn.ack(
     conn.protocolVersion === 5
       ? { cmd: 'unsuback', messageId: packet.messageId, granted: codes }
       : { cmd: 'unsuback', messageId: packet.messageId, granted: [] },
