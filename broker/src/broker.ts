@@ -23,7 +23,8 @@ import { FlappingDetector } from './limits/flapping.js';
 import { Semaphore } from './limits/semaphore.js';
 import { Stats } from './stats.js';
 import { openStore } from './store/index.js';
-import { restore, sessionRecord, storedDelivery } from './store/recovery.js';
+import { storedDelivery } from './session/delivery.js';
+import { restore, sessionRecord } from './store/recovery.js';
 import type { Store } from './store/types.js';
 import { SysPublisher } from './sys/sys.js';
 

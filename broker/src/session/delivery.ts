@@ -1,6 +1,7 @@
 import type { QoS } from 'mqtt-packet';
 import type { Message } from '../message/message.js';
 import type { SharedGroup } from '../routing/shared.js';
+import type { StoredDelivery } from '../store/types.js';
 
 /** Outgoing QoS 2 state: PUBLISH sent, awaiting PUBREC (or PUBACK for QoS 1). */
 export const AWAIT_ACK = 0;
@@ -30,4 +31,9 @@ export class Delivery {
     this.subIds = subIds;
     this.group = group;
   }
+}
+
+/** The stored form of a delivery of the session `clientId`. */
+export function storedDelivery(clientId: string, d: Delivery): StoredDelivery {
+  return { clientId, seq: d.seq, message: d.message, qos: d.qos, retain: d.retain, subIds: d.subIds, packetId: d.packetId, state: d.state };
 }

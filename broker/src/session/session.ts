@@ -1,10 +1,10 @@
 import type { IConnectPacket, QoS } from 'mqtt-packet';
 import type { ClientInfo } from '../hooks/types.js';
 import type { Message } from '../message/message.js';
-import type { Store, StoredDelivery } from '../store/types.js';
+import type { Store } from '../store/types.js';
 import type { SharedGroup } from '../routing/shared.js';
 import type { Subscription } from '../routing/subscription.js';
-import { AWAIT_ACK, AWAIT_COMP, Delivery } from './delivery.js';
+import { AWAIT_ACK, AWAIT_COMP, Delivery, storedDelivery } from './delivery.js';
 import { Ring } from './ring.js';
 
 /** The connection side a session sends through; implemented by Connection. */
@@ -114,7 +114,7 @@ export class Session {
     const d = new Delivery(message, qos, retain, subIds, group);
     d.seq = ++this.seq;
     if (o !== null && this.queue.length === 0 && this.inflight.size < this.window) {
-      if (this.send(o, d)) this.store?.putDelivery(stored(this.clientId, d));
+      if (this.send(o, d)) this.store?.putDelivery(storedDelivery(this.clientId, d));
       return;
     }
     if (this.queue.length >= this.ctx.maxQueued) {
@@ -122,7 +122,7 @@ export class Session {
       return;
     }
     this.queue.push(d);
-    this.store?.putDelivery(stored(this.clientId, d));
+    this.store?.putDelivery(storedDelivery(this.clientId, d));
   }
 
   /** Puts a delivery in flight and writes it; false when it could not be sent (then it is gone). */
@@ -150,7 +150,7 @@ export class Session {
         continue;
       }
       // Re-written with its packet id, which a resend after a restart must reuse [MQTT-4.4.0-1].
-      if (this.send(o, d)) store?.putDelivery(stored(this.clientId, d));
+      if (this.send(o, d)) store?.putDelivery(storedDelivery(this.clientId, d));
       else store?.deleteDelivery(this.clientId, d.seq);
     }
   }
@@ -170,7 +170,7 @@ export class Session {
     const d = this.inflight.get(packetId);
     if (!d || d.qos !== 2) return false;
     d.state = AWAIT_COMP;
-    this.store?.putDelivery(stored(this.clientId, d));
+    this.store?.putDelivery(storedDelivery(this.clientId, d));
     return true;
   }
 
@@ -242,9 +242,4 @@ export class Session {
     this.expiryTimer = null;
     this.willTimer = null;
   }
-}
-
-/** The stored form of a delivery. */
-function stored(clientId: string, d: Delivery): StoredDelivery {
-  return { clientId, seq: d.seq, message: d.message, qos: d.qos, retain: d.retain, subIds: d.subIds, packetId: d.packetId, state: d.state };
 }

@@ -5,7 +5,7 @@ import { Subscription } from '../routing/subscription.js';
 import { Delivery } from '../session/delivery.js';
 import { Session } from '../session/session.js';
 import { parseShared } from '../protocol/validate.js';
-import type { Snapshot, StoredDelivery, StoredSession } from './types.js';
+import type { Snapshot, StoredSession } from './types.js';
 
 /** Session Expiry Interval meaning "never". */
 const NEVER = 0xffffffff;
@@ -35,11 +35,6 @@ export function sessionRecord(s: Session): StoredSession {
       }
       : null,
   };
-}
-
-/** The stored form of a delivery. */
-export function storedDelivery(clientId: string, d: Delivery): StoredDelivery {
-  return { clientId, seq: d.seq, message: d.message, qos: d.qos, retain: d.retain, subIds: d.subIds, packetId: d.packetId, state: d.state };
 }
 
 /** Who a restored session's client was, for access checks while it is away. */
