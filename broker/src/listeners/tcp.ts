@@ -1,5 +1,5 @@
-import { createServer, type Server, type AddressInfo, type Socket } from 'node:net';
-import type { Bound, Listener, OnConnection } from './types.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { listenOn, type Bound, type Listener, type OnConnection } from './types.js';
 
 /** Plain MQTT over TCP. */
 export class TcpListener implements Listener {
@@ -16,14 +16,7 @@ export class TcpListener implements Listener {
   }
 
   listen(): Promise<Bound> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, this.host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address() as AddressInfo;
-        resolve({ transport: 'tcp', host: a.address, port: a.port });
-      });
-    });
+    return listenOn(this.server, this.host, this.port, 'tcp');
   }
 
   close(): Promise<void> {

@@ -1,8 +1,7 @@
-import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type TlsOptions, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { verifiedPeerCertificate, type CertificateStore } from './certificates.js';
-import type { Bound, Listener, OnConnection } from './types.js';
+import { listenOn, type Bound, type Listener, type OnConnection } from './types.js';
 
 /** What a TLS server needs beyond its address: the certificates and how strictly clients are checked. */
 export interface SecureOptions {
@@ -82,14 +81,7 @@ export class TlsListener implements Listener {
   }
 
   listen(): Promise<Bound> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, this.host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address() as AddressInfo;
-        resolve({ transport: 'tls', host: a.address, port: a.port });
-      });
-    });
+    return listenOn(this.server, this.host, this.port, 'tls');
   }
 
   close(): Promise<void> {

@@ -1,3 +1,4 @@
+import type { AddressInfo, Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Peer } from '../connection/connection.js';
 
@@ -17,4 +18,16 @@ export interface Listener {
   listen(): Promise<Bound>;
   /** Stops accepting new clients; existing ones are left to the broker. */
   close(): Promise<void>;
+}
+
+/** Starts a server on host:port and resolves with where it is bound (port 0 picks a free one). */
+export function listenOn(server: Server, host: string, port: number, transport: string): Promise<Bound> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const a = server.address() as AddressInfo;
+      resolve({ transport, host: a.address, port: a.port });
+    });
+  });
 }

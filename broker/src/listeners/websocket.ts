@@ -1,11 +1,10 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { verifiedPeerCertificate } from './certificates.js';
 import { serverOptions, superviseSecureServer, type SecureOptions } from './tls.js';
-import type { Bound, Listener, OnConnection } from './types.js';
+import { listenOn, type Bound, type Listener, type OnConnection } from './types.js';
 
 /**
  * MQTT over WebSocket (binary frames, subprotocol `mqtt`) on one path, as MQTT 5.0 section 6 describes. With
@@ -54,14 +53,7 @@ export class WebSocketListener implements Listener {
   }
 
   listen(): Promise<Bound> {
-    return new Promise((resolve, reject) => {
-      this.http.once('error', reject);
-      this.http.listen(this.port, this.host, () => {
-        this.http.off('error', reject);
-        const a = this.http.address() as AddressInfo;
-        resolve({ transport: this.transport, host: a.address, port: a.port });
-      });
-    });
+    return listenOn(this.http, this.host, this.port, this.transport);
   }
 
   close(): Promise<void> {
