@@ -106,3 +106,21 @@ test('session takeover leaves one session, attached to the new connection', asyn
   assert.equal(b.stats.clientsConnected, 1);
   await b.close(100);
 });
+
+test('the subscription count follows subscribes, replacements, unsubscribes and session ends', async () => {
+  const b = broker();
+  const c = new TestClient(b, 4);
+  await c.connect('counter');
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/#', qos: 0 }, { topic: '$share/g/b', qos: 1 }, { topic: 'c', qos: 0 }] });
+  await c.until((r) => r.filter((p) => p.cmd === 'suback').length === 1);
+  assert.equal(b.router.subscriptionCount, 3);
+  c.send({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'a/#', qos: 1 }] }); // a replacement, not a new one
+  c.send({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: ['c', 'never'] });
+  await c.until((r) => r.some((p) => p.cmd === 'unsuback'));
+  assert.equal(b.router.subscriptionCount, 2);
+  c.stream.destroy(); // a clean session ends with its connection
+  await c.until(() => c.closed);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(b.router.subscriptionCount, 0);
+  await b.close(100);
+});

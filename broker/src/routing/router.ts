@@ -35,12 +35,8 @@ export class Router {
     this.strategy = strategy;
   }
 
-  /** Number of subscriptions (shared members counted one by one). */
-  get subscriptionCount(): number {
-    let n = 0;
-    for (const [, , r] of this.tree.entries()) n += r instanceof SharedGroup ? r.members.length : 1;
-    return n;
-  }
+  /** Number of subscriptions (shared members counted one by one), kept as they come and go. */
+  subscriptionCount = 0;
 
   /** Adds or replaces a subscription; returns true when the session already had it. */
   add(sub: Subscription): boolean {
@@ -48,9 +44,12 @@ export class Router {
     if (g) {
       const existed = g.members.some((m) => m.session === sub.session);
       g.upsert(sub);
+      if (!existed) this.subscriptionCount++;
       return existed;
     }
-    return !this.tree.set(sub.filter, sub.session.clientId, sub);
+    const added = this.tree.set(sub.filter, sub.session.clientId, sub);
+    if (added) this.subscriptionCount++;
+    return !added;
   }
 
   /** The shared group for (name, filter), created and put in the tree on first use. */
@@ -69,7 +68,7 @@ export class Router {
   remove(sub: Subscription): void {
     const g = sub.group;
     if (g) {
-      g.remove(sub.session);
+      if (g.remove(sub.session)) this.subscriptionCount--;
       if (g.members.length === 0) {
         this.groups.delete(g.name + '\u0000' + g.filter);
         this.tree.delete(g.filter, groupKey(g.name));
@@ -77,7 +76,7 @@ export class Router {
       return;
     }
     const current = this.tree.get(sub.filter, sub.session.clientId);
-    if (current === sub) this.tree.delete(sub.filter, sub.session.clientId);
+    if (current === sub && this.tree.delete(sub.filter, sub.session.clientId)) this.subscriptionCount--;
   }
 
   /**
