@@ -120,6 +120,8 @@ test('the subscription count follows subscribes, replacements, unsubscribes and 
   assert.equal(b.router.subscriptionCount, 2);
   c.stream.destroy(); // a clean session ends with its connection
   await c.until(() => c.closed);
+  // The server end's 'close' is emitted on the next tick after the pair is destroyed; one setImmediate runs
+  // after every queued tick, so the broker has released the session by then (no guessing at a duration).
   await new Promise((r) => setImmediate(r));
   assert.equal(b.router.subscriptionCount, 0);
   await b.close(100);
