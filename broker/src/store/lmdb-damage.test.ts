@@ -62,8 +62,8 @@ describe('lmdb store: damage gives a clear error or recovers what is intact', ()
         await assert.rejects(new LmdbStore({ dir, log }).open(), isStoreError(dir, /not writable/));
         return;
       }
-      // Root may write anywhere: open it from a child running as nobody.
-      const r = await runNode(OPEN_SCRIPT, { LMDB_URL, PINO_URL, DIR: dir }, undefined, 65534);
+      // Root may write anywhere: open it from a child without the capability that allows that.
+      const r = await runNode(OPEN_SCRIPT, { LMDB_URL, PINO_URL, DIR: dir }, undefined, true);
       assert.equal(r.code, 0, r.out);
       const res = JSON.parse(r.out) as { ok: boolean; code: string; message: string };
       assert.equal(res.code, 'ERR_STORE', r.out);

@@ -43,16 +43,23 @@ export async function withStore<T>(dir: string, fn: (s: LmdbStore, snap: Awaited
   }
 }
 
-/** Runs a module script in a new node process; resolves with its output, exit code and signal. */
+/**
+ * Runs a module script in a new node process; resolves with its output, exit code and signal. With
+ * `withoutDacOverride`, a root process runs it without the capabilities that let root ignore file permissions
+ * (util-linux `setpriv`), so permission checks apply while the repository stays readable wherever it is cloned
+ * (a child as user nobody could not read a clone under a root-only directory).
+ */
 export function runNode(
   script: string,
   env: Record<string, string>,
   onLine?: (line: string, kill: () => void) => void,
-  uid?: number,
+  withoutDacOverride = false,
 ): Promise<{ out: string; code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
-    const ids = uid === undefined ? {} : { uid, gid: uid };
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+    const node = [process.execPath, '--input-type=module', '-e', script];
+    const drop = '-dac_override,-dac_read_search';
+    const argv = withoutDacOverride ? ['setpriv', '--bounding-set', drop, '--inh-caps', drop, '--', ...node] : node;
+    const child = spawn(argv[0] as string, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
