@@ -1,19 +1,16 @@
 import type { Duplex } from 'node:stream';
-import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
+import mqtt, { type IConnectPacket, type IPublishPacket, type Packet, type QoS } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import type { ClientInfo, PeerCertificate } from '../hooks/types.js';
 import { dispatch } from '../protocol/handlers/index.js';
 import { MqttError } from '../protocol/errors.js';
+import { PacketReader } from '../protocol/codec/reader.js';
+import { encodeAck, encodePublish, NO_PROPERTIES, PUBREL } from '../protocol/codec/writer.js';
 import { RC } from '../protocol/reason-codes.js';
-import type { Delivery } from '../session/delivery.js';
+import type { Message } from '../message/message.js';
 import type { Outlet, Session, Will } from '../session/session.js';
-
-/** The parts of mqtt-packet's parser that the typings leave out: the packet being assembled. */
-interface ParserState {
-  packet: { length: number };
-}
 
 /** How a connection reached us. */
 export interface Peer {
@@ -68,7 +65,7 @@ export class Connection implements Outlet, ClientInfo {
   private heldFor: Promise<void> | null = null;
   /** Why the connection closed, for the disconnect event. */
   closeReason = 'connection lost';
-  private readonly parser = mqtt.parser();
+  private readonly reader: PacketReader;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private connectTimer: NodeJS.Timeout | null;
   private slowTimer: NodeJS.Timeout | null = null;
@@ -106,8 +103,11 @@ export class Connection implements Outlet, ClientInfo {
       this.closeReason = 'connect timeout';
       this.close(undefined, true);
     }, cfg.connect_timeout * 1000);
-    this.parser.on('packet', (p: Packet) => this.onPacket(p));
-    this.parser.on('error', (err: Error) => this.onParseError(err));
+    this.reader = new PacketReader(
+      this.maxPacketSize,
+      (p) => this.onPacket(p),
+      (err) => this.onParseError(err),
+    );
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('drain', () => this.onDrain());
     stream.on('error', (err: Error) => {
@@ -119,11 +119,7 @@ export class Connection implements Outlet, ClientInfo {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.broker.stats.bytesReceived += chunk.length;
-    this.parser.parse(chunk);
-    // Refuse an oversized packet as soon as its header announces it, before buffering it whole.
-    if (!this.closed && (this.parser as unknown as ParserState).packet.length > this.maxPacketSize) {
-      this.fail(new MqttError(RC.PACKET_TOO_LARGE, 'packet exceeds maximum packet size'));
-    }
+    this.reader.parse(chunk);
   }
 
   private onPacket(packet: Packet): void {
@@ -200,6 +196,10 @@ export class Connection implements Outlet, ClientInfo {
 
   private onParseError(err: Error): void {
     if (this.closed) return;
+    if (err instanceof MqttError) {
+      this.fail(err); // too large: refused as soon as the fixed header announced it
+      return;
+    }
     // mqtt-packet rejects unknown protocol levels before we see the CONNECT; 3.1.1 answers 0x01 [MQTT-3.1.2-2].
     if (!this.connected && err.message === 'Invalid protocol version') {
       this.write({ cmd: 'connack', returnCode: 1, sessionPresent: false });
@@ -242,6 +242,7 @@ export class Connection implements Outlet, ClientInfo {
       });
     }
     this.closed = true;
+    this.reader.halted = true;
     this.clearTimers();
     if (now) {
       this.stream.destroy();
@@ -286,6 +287,19 @@ export class Connection implements Outlet, ClientInfo {
   ack(packet: Packet): void {
     if (this.closed) return;
     this.afterCommit(mqtt.generate(packet, { protocolVersion: this.protocolVersion }));
+  }
+
+  /** ack() for a PUBACK, PUBREC, PUBREL or PUBCOMP with reason code 0 (`first`: a writer.ts constant). */
+  ackId(first: number, packetId: number): void {
+    if (this.closed) return;
+    this.afterCommit(encodeAck(first, packetId));
+  }
+
+  /** Writes pre-encoded bytes (in order, like write()). */
+  writeBytes(buf: Buffer): void {
+    if (this.closed) return;
+    if (this.held !== null) this.held.push(buf);
+    else this.emit(buf);
   }
 
   /** Encodes and writes a packet, behind any packet that waits for the store, so order is kept [MQTT-4.6.0-2]. */
@@ -362,40 +376,59 @@ export class Connection implements Outlet, ClientInfo {
     return this.stream.writableLength < this.maxOutput;
   }
 
-  /** Writes one PUBLISH for a delivery. Returns false when it exceeds the client's Maximum Packet Size. */
-  sendPublish(d: Delivery, dup: boolean): boolean {
-    const m = d.message;
-    const packet: IPublishPacket = {
-      cmd: 'publish',
-      topic: m.topic,
-      payload: m.payload,
-      qos: d.qos,
-      dup,
-      retain: d.retain,
-      messageId: d.qos > 0 ? d.packetId : undefined,
-    };
-    if (this.protocolVersion === 5) {
-      const props = m.properties;
-      if (props !== undefined || d.subIds !== undefined || m.expiresAt !== 0 || this.topicAliasMaximum > 0) {
-        const p: NonNullable<IPublishPacket['properties']> = props ? { ...props } : {};
-        if (m.expiresAt !== 0) {
-          // [MQTT-3.3.2-6] the expiry sent is the time that remains.
-          p.messageExpiryInterval = Math.max(1, Math.ceil((m.expiresAt - this.broker.now()) / 1000));
-        }
-        if (d.subIds !== undefined) p.subscriptionIdentifier = d.subIds.length === 1 ? (d.subIds[0] as number) : d.subIds;
-        if (this.topicAliasMaximum > 0 && !dup) this.applyAlias(packet, p);
-        packet.properties = p;
-      }
+  /**
+   * Writes one PUBLISH of a message. Returns false when it exceeds the client's Maximum Packet Size. A plain
+   * QoS 0 PUBLISH is the message's shared encoding; others are encoded here; only v5 deliveries with
+   * properties (message properties, subscription ids, expiry, topic aliases) go through mqtt-packet.
+   */
+  sendPublish(m: Message, qos: QoS, packetId: number, retain: boolean, subIds: number[] | undefined, dup: boolean): boolean {
+    const v5 = this.protocolVersion === 5;
+    let buf: Buffer;
+    if (v5 && (m.properties !== undefined || subIds !== undefined || m.expiresAt !== 0 || this.topicAliasMaximum > 0)) {
+      buf = this.encodeWithProperties(m, qos, packetId, retain, subIds, dup);
+    } else if (qos === 0 && !retain) {
+      buf = m.wire(v5);
+    } else {
+      buf = encodePublish(m.topicBytes, m.payload, qos, dup, retain, packetId, v5 ? NO_PROPERTIES : null);
     }
-    const buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
     if (this.maximumPacketSize > 0 && buf.length > this.maximumPacketSize) return false; // [MQTT-3.1.2-25]
     this.broker.stats.messagesSent++;
     // A QoS 2 PUBLISH of a stored session goes out only once its packet id is durable: a client that got it
     // under an id the broker forgot in a crash would be released (PUBREL 0x92) and then get it again.
-    if (d.qos === 2 && this.session !== null && this.session.stored) this.afterCommit(buf);
+    if (qos === 2 && this.session !== null && this.session.stored) this.afterCommit(buf);
     else if (this.held !== null) this.held.push(buf);
     else this.emit(buf);
     return true;
+  }
+
+  /** A v5 PUBLISH with properties, encoded by mqtt-packet. */
+  private encodeWithProperties(
+    m: Message,
+    qos: QoS,
+    packetId: number,
+    retain: boolean,
+    subIds: number[] | undefined,
+    dup: boolean,
+  ): Buffer {
+    const packet: IPublishPacket = {
+      cmd: 'publish',
+      topic: m.topic,
+      payload: m.payload,
+      qos,
+      dup,
+      retain,
+      messageId: qos > 0 ? packetId : undefined,
+    };
+    const props = m.properties;
+    const p: NonNullable<IPublishPacket['properties']> = props ? { ...props } : {};
+    if (m.expiresAt !== 0) {
+      // [MQTT-3.3.2-6] the expiry sent is the time that remains.
+      p.messageExpiryInterval = Math.max(1, Math.ceil((m.expiresAt - this.broker.now()) / 1000));
+    }
+    if (subIds !== undefined) p.subscriptionIdentifier = subIds.length === 1 ? (subIds[0] as number) : subIds;
+    if (this.topicAliasMaximum > 0 && !dup) this.applyAlias(packet, p);
+    packet.properties = p;
+    return mqtt.generate(packet, { protocolVersion: 5 });
   }
 
   /** Uses (or assigns) an outbound topic alias for the packet's topic. */
@@ -414,7 +447,7 @@ export class Connection implements Outlet, ClientInfo {
 
   /** Writes PUBREL for an outgoing QoS 2 message. */
   sendPubrel(packetId: number): void {
-    this.write({ cmd: 'pubrel', messageId: packetId });
+    this.writeBytes(encodeAck(PUBREL, packetId));
   }
 
   /** A packet-free view of this client for hooks. */

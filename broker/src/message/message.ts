@@ -1,4 +1,5 @@
 import type { IPublishPacket, QoS } from 'mqtt-packet';
+import { encodePublish, NO_PROPERTIES } from '../protocol/codec/writer.js';
 import type { StoredMessage } from '../store/types.js';
 
 /** PUBLISH properties that travel with a message from publisher to subscribers (v5). */
@@ -19,6 +20,11 @@ export class Message implements StoredMessage {
   readonly origin: string;
   /** Epoch milliseconds after which the message must not be delivered; 0 = never [MQTT-3.3.2-5]. */
   readonly expiresAt: number;
+  /** The topic as UTF-8, encoded on first use. */
+  private topicBuf: Buffer | null = null;
+  /** The plain QoS 0 PUBLISH (no RETAIN, no DUP) for v3.1/v3.1.1 and for v5 without properties, on first use. */
+  private wire4: Buffer | null = null;
+  private wire5: Buffer | null = null;
 
   constructor(
     topic: string,
@@ -44,6 +50,21 @@ export class Message implements StoredMessage {
     const m = new Message(s.topic, s.payload, s.qos, s.retain, s.properties, s.origin, 0);
     (m as { expiresAt: number }).expiresAt = s.expiresAt;
     return m;
+  }
+
+  /** The topic name as UTF-8 bytes. */
+  get topicBytes(): Buffer {
+    return (this.topicBuf ??= Buffer.from(this.topic));
+  }
+
+  /**
+   * The QoS 0 PUBLISH of this message without RETAIN or DUP, encoded once and given as is to every subscriber
+   * that takes it in that form: fan-out to N subscribers costs one encoding, not N. `v5` selects the form with
+   * an (empty) property block; only messages without properties travel this way.
+   */
+  wire(v5: boolean): Buffer {
+    if (v5) return (this.wire5 ??= encodePublish(this.topicBytes, this.payload, 0, false, false, 0, NO_PROPERTIES));
+    return (this.wire4 ??= encodePublish(this.topicBytes, this.payload, 0, false, false, 0, null));
   }
 
   /** True when the message's expiry interval has passed. */

@@ -10,7 +10,7 @@ import { Ring } from './ring.js';
 /** The connection side a session sends through; implemented by Connection. */
 export interface Outlet {
   /** Writes a PUBLISH; returns false when it was not sent (too large for the client). */
-  sendPublish(d: Delivery, dup: boolean): boolean;
+  sendPublish(m: Message, qos: QoS, packetId: number, retain: boolean, subIds: number[] | undefined, dup: boolean): boolean;
   sendPubrel(packetId: number): void;
   /** False while the client's output buffer is over its bound; QoS 0 messages are then dropped. */
   readonly writable: boolean;
@@ -108,7 +108,7 @@ export class Session {
         this.ctx.dropped(this.clientId, message, 'slow_consumer');
         return;
       }
-      o.sendPublish(new Delivery(message, 0, retain, subIds, group), false);
+      o.sendPublish(message, 0, 0, retain, subIds, false);
       return;
     }
     const d = new Delivery(message, qos, retain, subIds, group);
@@ -129,7 +129,7 @@ export class Session {
   private send(o: Outlet, d: Delivery): boolean {
     d.packetId = this.allocateId();
     this.inflight.set(d.packetId, d);
-    if (o.sendPublish(d, false)) return true;
+    if (o.sendPublish(d.message, d.qos, d.packetId, d.retain, d.subIds, false)) return true;
     // Too large for this client [MQTT-3.1.2-25]: treat as delivered and discarded.
     this.inflight.delete(d.packetId);
     this.ctx.dropped(this.clientId, d.message, 'too_large');
@@ -187,7 +187,7 @@ export class Session {
         this.inflight.delete(d.packetId);
         this.ctx.dropped(this.clientId, d.message, 'expired');
         this.store?.deleteDelivery(this.clientId, d.seq);
-      } else if (!o.sendPublish(d, true)) {
+      } else if (!o.sendPublish(d.message, d.qos, d.packetId, d.retain, d.subIds, true)) {
         this.inflight.delete(d.packetId);
         this.store?.deleteDelivery(this.clientId, d.seq);
       }

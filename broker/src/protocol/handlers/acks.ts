@@ -1,6 +1,7 @@
 import type { IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from 'mqtt-packet';
 import type { Connection } from '../../connection/connection.js';
 import { RC } from '../reason-codes.js';
+import { PUBCOMP, PUBREL } from '../codec/writer.js';
 
 /** PUBACK: an outgoing QoS 1 message is done (section 4.3.2). */
 export function handlePuback(conn: Connection, packet: IPubackPacket): void {
@@ -19,7 +20,7 @@ export function handlePubrec(conn: Connection, packet: IPubrecPacket): void {
   if (session.received(id)) {
     // PUBREL only once "PUBREC received" is durable: after PUBREL the client may forget the message, and a
     // broker that restarted and sent the PUBLISH again would make it a second delivery [MQTT-4.3.3-3].
-    conn.ack({ cmd: 'pubrel', messageId: id });
+    conn.ackId(PUBREL, id);
   } else {
     conn.write({ cmd: 'pubrel', messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND });
   }
@@ -31,11 +32,8 @@ export function handlePubrel(conn: Connection, packet: IPubrelPacket): void {
   const known = conn.session?.releaseIncoming(id) ?? false;
   // After a restart a stale id would swallow the client's next message with that id: PUBCOMP waits for
   // the delete to be durable.
-  conn.ack(
-    known || conn.protocolVersion !== 5
-      ? { cmd: 'pubcomp', messageId: id }
-      : { cmd: 'pubcomp', messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND },
-  );
+  if (known || conn.protocolVersion !== 5) conn.ackId(PUBCOMP, id);
+  else conn.ack({ cmd: 'pubcomp', messageId: id, reasonCode: RC.PACKET_IDENTIFIER_NOT_FOUND });
 }
 
 /** PUBCOMP: an outgoing QoS 2 message is done. */

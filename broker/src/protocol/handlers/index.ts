@@ -2,6 +2,7 @@ import type { Packet } from 'mqtt-packet';
 import type { Connection } from '../../connection/connection.js';
 import { MqttError, protocolError } from '../errors.js';
 import { RC } from '../reason-codes.js';
+import { PINGRESP } from '../codec/writer.js';
 import { handleConnect } from './connect.js';
 import { handleDisconnect } from './disconnect.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './acks.js';
@@ -36,7 +37,7 @@ export function dispatch(conn: Connection, packet: Packet): Promise<void> | void
     case 'unsubscribe':
       return handleUnsubscribe(conn, packet);
     case 'pingreq':
-      conn.write({ cmd: 'pingresp' }); // [MQTT-3.12.4-1]
+      conn.writeBytes(PINGRESP); // [MQTT-3.12.4-1]
       return;
     case 'disconnect':
       return handleDisconnect(conn, packet);

@@ -3,6 +3,7 @@ import type { Connection } from '../../connection/connection.js';
 import { Message, type MessageProperties } from '../../message/message.js';
 import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
+import { encodeAck, PUBACK, PUBREC } from '../codec/writer.js';
 import { isValidTopicName, isWellFormedString } from '../validate.js';
 import { withinTopicLimits } from '../../limits/topic-limits.js';
 
@@ -37,7 +38,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   broker.stats.messagesReceived++;
 
   if (qos === 2 && session.incomingQos2.has(id)) {
-    conn.write({ cmd: 'pubrec', messageId: id }); // duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10]
+    conn.writeBytes(encodeAck(PUBREC, id)); // duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10]
     return;
   }
   if (qos === 2 && session.incomingQos2.size >= broker.config.mqtt.receive_maximum) {
@@ -74,15 +75,11 @@ function finish(conn: Connection, message: Message, id: number, rc: number): voi
   else broker.stats.publishDenied++;
   const qos = message.qos;
   if (qos === 0) return;
+  if (qos === 2 && rc === RC.SUCCESS) session.addIncoming(id);
+  // Acknowledgements wait for the store when this message was written there: what is acknowledged is durable.
   // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
-  const ack = conn.protocolVersion === 5 && rc !== RC.SUCCESS ? { reasonCode: rc } : {};
-  // conn.ack() waits for the store when this message was written there: what is acknowledged is durable.
-  if (qos === 1) {
-    conn.ack({ cmd: 'puback', messageId: id, ...ack });
-  } else {
-    if (rc === RC.SUCCESS) session.addIncoming(id);
-    conn.ack({ cmd: 'pubrec', messageId: id, ...ack });
-  }
+  if (rc === RC.SUCCESS || conn.protocolVersion !== 5) conn.ackId(qos === 1 ? PUBACK : PUBREC, id);
+  else conn.ack({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: rc });
 }
 
 /** Inbound topic aliases (v5 3.3.2.3.4). */
