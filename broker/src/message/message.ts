@@ -52,6 +52,18 @@ export class Message implements StoredMessage {
     return m;
   }
 
+  /**
+   * Takes the encoded forms from the PUBLISH this message came in: its topic bytes, and the frame itself when it
+   * is already the plain QoS 0 form (QoS 0, no RETAIN; `v5`: with an empty property list), which then goes to
+   * subscribers without being encoded again.
+   */
+  adopt(frame: Buffer, topicStart: number, topicEnd: number, plain: boolean, v5: boolean): void {
+    this.topicBuf = frame.subarray(topicStart, topicEnd);
+    if (!plain) return;
+    if (v5) this.wire5 = frame;
+    else this.wire4 = frame;
+  }
+
   /** The topic name as UTF-8 bytes. */
   get topicBytes(): Buffer {
     return (this.topicBuf ??= Buffer.from(this.topic));

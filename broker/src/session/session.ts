@@ -140,11 +140,10 @@ export class Session {
   drain(): void {
     const o = this.outlet;
     if (o === null) return;
-    const now = this.ctx.now();
     while (this.queue.length > 0 && this.inflight.size < this.window) {
       const d = this.queue.shift() as Delivery;
       const store = this.store;
-      if (d.message.expired(now)) {
+      if (d.message.expiresAt !== 0 && d.message.expired(this.ctx.now())) {
         this.ctx.dropped(this.clientId, d.message, 'expired');
         store?.deleteDelivery(this.clientId, d.seq);
         continue;

@@ -2,6 +2,16 @@ import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqt
 import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
 
+/** A PUBLISH decoded by the reader: the packet plus the frame it came in, for zero-copy forwarding. */
+export interface InboundPublish extends IPublishPacket {
+  payload: Buffer;
+  /** The whole packet as received (fixed header included). */
+  frame: Buffer;
+  /** Where the topic name's bytes are in `frame`. */
+  topicStart: number;
+  topicEnd: number;
+}
+
 /** Packet type of each fast-path command code (fixed header bits 7-4). */
 const ACK_TYPES = ['', '', '', '', 'puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
 /** Fixed-header flags each acknowledgement must carry [MQTT-2.2.2-1]: PUBREL has 0b0010, the others 0. */
@@ -125,7 +135,7 @@ export class PacketReader {
     const type = b0 >> 4;
     const len = end - body;
     if (type === 3) {
-      const p = this.publish(buf, b0, body, end, shareable);
+      const p = this.publish(buf, off, body, end, shareable);
       if (p !== null) this.onPacket(p);
       else this.delegate(buf, off, end);
       return;
@@ -146,12 +156,13 @@ export class PacketReader {
   }
 
   /** A PUBLISH without v5 properties, or null to let mqtt-packet decode (or reject) it. */
-  private publish(buf: Buffer, b0: number, pos: number, end: number, shareable: boolean): IPublishPacket | null {
+  private publish(buf: Buffer, off: number, pos: number, end: number, shareable: boolean): InboundPublish | null {
+    const b0 = buf[off] as number;
     const qos = (b0 >> 1) & 3;
     if (qos === 3 || pos + 2 > end) return null;
-    const topicLength = ((buf[pos] as number) << 8) | (buf[pos + 1] as number);
     const topicStart = pos + 2;
-    let p = topicStart + topicLength;
+    const topicEnd = topicStart + (((buf[pos] as number) << 8) | (buf[pos + 1] as number));
+    let p = topicEnd;
     if (p > end) return null;
     let messageId: number | undefined;
     if (qos > 0) {
@@ -164,16 +175,26 @@ export class PacketReader {
       if (p >= end || buf[p] !== 0) return null;
       p++;
     }
-    const payload = shareable ? buf.subarray(p, end) : Buffer.from(buf.subarray(p, end));
+    // The whole frame is kept (copied once, unless it is a buffer we joined for it alone): the payload and the
+    // topic bytes are views of it, and a plain QoS 0 frame is forwarded to subscribers as it is (Message.wire).
+    let frame: Buffer;
+    if (shareable) frame = buf;
+    else {
+      frame = Buffer.allocUnsafe(end - off);
+      buf.copy(frame, 0, off, end);
+    }
     return {
       cmd: 'publish',
-      topic: buf.toString('utf8', topicStart, topicStart + topicLength),
-      payload,
+      topic: frame.toString('utf8', topicStart - off, topicEnd - off),
+      payload: frame.subarray(p - off),
       qos: qos as 0 | 1 | 2,
       dup: (b0 & 8) !== 0,
       retain: (b0 & 1) !== 0,
       messageId,
       length: end - pos,
+      frame,
+      topicStart: topicStart - off,
+      topicEnd: topicEnd - off,
     };
   }
 

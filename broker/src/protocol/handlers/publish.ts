@@ -4,6 +4,7 @@ import { Message, type MessageProperties } from '../../message/message.js';
 import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
 import { encodeAck, PUBACK, PUBREC } from '../codec/writer.js';
+import type { InboundPublish } from '../codec/reader.js';
 import { isValidTopicName, isWellFormedString } from '../validate.js';
 import { withinTopicLimits } from '../../limits/topic-limits.js';
 
@@ -45,7 +46,13 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
     throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive maximum exceeded'); // [MQTT-3.3.4-7? v5 4.9]
   }
 
-  const message = new Message(topic, packet.payload as Buffer, qos, packet.retain, props, conn.clientId, broker.now());
+  // The clock is read only for an expiry: Date.now() per message was a measured 3 % of a QoS 1 fan-in.
+  const now = props?.messageExpiryInterval ? broker.now() : 0;
+  const message = new Message(topic, packet.payload as Buffer, qos, packet.retain, props, conn.clientId, now);
+  if ('frame' in packet && topic === packet.topic) {
+    const p = packet as InboundPublish;
+    message.adopt(p.frame, p.topicStart, p.topicEnd, qos === 0 && !p.retain && !p.dup && props === undefined, v5);
+  }
   const limits = broker.config.limits;
   let rc: number | Promise<number>;
   if (!withinTopicLimits(topic, limits.max_topic_levels, limits.max_topic_length)) {
