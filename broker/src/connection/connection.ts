@@ -12,6 +12,23 @@ import { RC } from '../protocol/reason-codes.js';
 import type { Message } from '../message/message.js';
 import type { Outlet, Session, Will } from '../session/session.js';
 
+/** The property of a stream that points to its connection. */
+const OWNER = Symbol('smq.connection');
+type Owned = Duplex & { [OWNER]: Connection };
+
+function onStreamData(this: Owned, chunk: Buffer): void {
+  this[OWNER].onData(chunk);
+}
+function onStreamDrain(this: Owned): void {
+  this[OWNER].onDrain();
+}
+function onStreamError(this: Owned, err: Error): void {
+  this[OWNER].log.debug({ err }, 'stream error');
+}
+function onStreamClose(this: Owned): void {
+  this[OWNER].onClose();
+}
+
 /** How a connection reached us. */
 export interface Peer {
   readonly transport: string;
@@ -30,7 +47,7 @@ export class Connection implements Outlet, ClientInfo {
   readonly transport: string;
   readonly remoteAddress: string;
   readonly certificate: PeerCertificate | undefined;
-  log: Logger;
+  private logger: Logger | null = null;
   protocolVersion: 3 | 4 | 5 = 4;
   clientId = '';
   username: string | undefined = undefined;
@@ -49,8 +66,8 @@ export class Connection implements Outlet, ClientInfo {
   topicAliasMaximum = 0;
   /** v5 Request Problem Information: reason strings only when true [MQTT-3.1.2-29]. */
   problemInfo = true;
-  /** Inbound topic aliases (v5). */
-  readonly aliasesIn = new Map<number, string>();
+  /** Inbound topic aliases (v5), created on first use. */
+  aliasesIn: Map<number, string> | null = null;
   /** Outbound topic aliases (v5), by topic. */
   private aliasesOut: Map<string, number> | null = null;
   /** Packets that arrived while an asynchronous handler ran; processed in order afterwards. */
@@ -72,8 +89,6 @@ export class Connection implements Outlet, ClientInfo {
   private corked = false;
   private readonly maxPacketSize: number;
   private readonly maxOutput: number;
-  private readonly uncork: () => void;
-  private readonly onSlow: () => void;
 
   constructor(broker: Broker, stream: Duplex, peer: Peer) {
     this.broker = broker;
@@ -81,48 +96,74 @@ export class Connection implements Outlet, ClientInfo {
     this.transport = peer.transport;
     this.remoteAddress = peer.remoteAddress;
     this.certificate = peer.certificate;
-    this.log = broker.log.child({ remote: peer.remoteAddress, transport: peer.transport });
     const cfg = broker.config.mqtt;
     this.maxPacketSize = cfg.max_packet_size;
     this.maxOutput = cfg.max_output_buffer;
     const rate = broker.config.limits.publish_rate;
     this.publishBucket = rate > 0 ? new TokenBucket(rate, rate, broker.now()) : null;
-    this.drainBacklog = this.drainBacklog.bind(this);
-    this.uncork = () => {
-      this.corked = false;
-      this.stream.uncork();
-    };
-    this.onSlow = () => {
-      this.broker.stats.slowConsumers++;
-      this.log.warn({ clientId: this.clientId, buffered: this.stream.writableLength }, 'slow consumer disconnected');
-      this.closeReason = 'slow consumer';
-      this.close(RC.QUOTA_EXCEEDED, true);
-    };
     // A socket that never sends CONNECT is closed (slowloris protection).
-    this.connectTimer = setTimeout(() => {
-      this.closeReason = 'connect timeout';
-      this.close(undefined, true);
-    }, cfg.connect_timeout * 1000);
-    this.reader = new PacketReader(
-      this.maxPacketSize,
-      (p) => this.onPacket(p),
-      (err) => this.onParseError(err),
-    );
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('drain', () => this.onDrain());
-    stream.on('error', (err: Error) => {
-      this.log.debug({ err }, 'stream error');
-    });
-    stream.on('close', () => this.onClose());
+    this.connectTimer = setTimeout(Connection.connectTimeout, cfg.connect_timeout * 1000, this);
+    this.reader = new PacketReader(this.maxPacketSize, this);
+    // Shared handlers that find the connection on the stream: closures per connection would cost an idle
+    // client some 600 bytes.
+    (stream as Owned)[OWNER] = this;
+    stream.on('data', onStreamData);
+    stream.on('drain', onStreamDrain);
+    stream.on('error', onStreamError);
+    stream.on('close', onStreamClose);
   }
 
-  private onData(chunk: Buffer): void {
+  /** The connection's logger (address, transport, client id), made on first use: most connections never log. */
+  get log(): Logger {
+    if (this.logger === null) {
+      const fields: Record<string, string> = { remote: this.remoteAddress, transport: this.transport };
+      if (this.clientId !== '') fields['clientId'] = this.clientId;
+      this.logger = this.broker.log.child(fields);
+    }
+    return this.logger;
+  }
+
+  /** Sets the client id from CONNECT (the logger picks it up). */
+  setClientId(id: string): void {
+    this.clientId = id;
+    this.logger = null;
+  }
+
+  private static connectTimeout(conn: Connection): void {
+    conn.closeReason = 'connect timeout';
+    conn.close(undefined, true);
+  }
+
+  private static keepaliveTimeout(conn: Connection): void {
+    conn.closeReason = 'keep-alive timeout';
+    conn.close(RC.KEEP_ALIVE_TIMEOUT);
+  }
+
+  private static slowTimeout(conn: Connection): void {
+    conn.broker.stats.slowConsumers++;
+    conn.log.warn({ clientId: conn.clientId, buffered: conn.stream.writableLength }, 'slow consumer disconnected');
+    conn.closeReason = 'slow consumer';
+    conn.close(RC.QUOTA_EXCEEDED, true);
+  }
+
+  private static uncork(conn: Connection): void {
+    conn.corked = false;
+    conn.stream.uncork();
+  }
+
+  private static drainLater(conn: Connection): void {
+    conn.drainBacklog();
+  }
+
+  /** Stream event: bytes arrived. */
+  onData(chunk: Buffer): void {
     if (this.closed) return;
     this.broker.stats.bytesReceived += chunk.length;
     this.reader.parse(chunk);
   }
 
-  private onPacket(packet: Packet): void {
+  /** PacketSink: a decoded packet. */
+  onPacket(packet: Packet): void {
     if (this.closed) return;
     if (this.keepaliveTimer) this.keepaliveTimer.refresh();
     if (this.backlog !== null) {
@@ -144,7 +185,7 @@ export class Connection implements Outlet, ClientInfo {
       if (wait > 0) {
         this.broker.limitHit('publish_rate');
         this.hold(packet);
-        setTimeout(this.drainBacklog, wait);
+        setTimeout(Connection.drainLater, wait, this);
         return;
       }
     }
@@ -161,7 +202,7 @@ export class Connection implements Outlet, ClientInfo {
       if (pending) {
         // An asynchronous handler (authentication, an HTTP ACL): later packets wait so order is kept.
         this.hold(null);
-        pending.then(this.drainBacklog, (err: unknown) => {
+        pending.then(() => this.drainBacklog(), (err: unknown) => {
           this.backlog = null;
           this.fail(err);
         });
@@ -194,7 +235,8 @@ export class Connection implements Outlet, ClientInfo {
     if (!this.closed && (this.backlog as Packet[] | null) === null) this.stream.resume();
   }
 
-  private onParseError(err: Error): void {
+  /** PacketSink: a malformed or oversized packet. */
+  onParseError(err: Error): void {
     if (this.closed) return;
     if (err instanceof MqttError) {
       this.fail(err); // too large: refused as soon as the fixed header announced it
@@ -253,7 +295,8 @@ export class Connection implements Outlet, ClientInfo {
     setTimeout(() => this.stream.destroy(), 2000).unref();
   }
 
-  private onClose(): void {
+  /** Stream event: the stream has closed. */
+  onClose(): void {
     this.closed = true;
     this.clearTimers();
     this.broker.connectionClosed(this);
@@ -272,10 +315,7 @@ export class Connection implements Outlet, ClientInfo {
     this.connectTimer = null;
     if (seconds > 0) {
       // [MQTT-3.1.2-24] one and a half times the keep-alive without a packet ends the connection.
-      this.keepaliveTimer = setTimeout(() => {
-        this.closeReason = 'keep-alive timeout';
-        this.close(RC.KEEP_ALIVE_TIMEOUT);
-      }, seconds * 1500);
+      this.keepaliveTimer = setTimeout(Connection.keepaliveTimeout, seconds * 1500, this);
     }
   }
 
@@ -355,20 +395,21 @@ export class Connection implements Outlet, ClientInfo {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
-      process.nextTick(this.uncork);
+      process.nextTick(Connection.uncork, this);
     }
     this.broker.stats.bytesSent += buf.length;
     if (!this.stream.write(buf) && this.stream.writableLength > this.maxOutput && this.slowTimer === null) {
-      this.slowTimer = setTimeout(this.onSlow, this.broker.config.mqtt.slow_consumer_timeout * 1000);
+      this.slowTimer = setTimeout(Connection.slowTimeout, this.broker.config.mqtt.slow_consumer_timeout * 1000, this);
     }
   }
 
-  private onDrain(): void {
+  /** Stream event: the output buffer has drained. */
+  onDrain(): void {
     if (this.slowTimer) {
       clearTimeout(this.slowTimer);
       this.slowTimer = null;
     }
-    if (this.session !== null && this.session.queue.length > 0) this.session.drain();
+    if (this.session !== null && this.session.queued > 0) this.session.drain();
   }
 
   /** False while more than `max_output_buffer` bytes wait to be sent to this client. */

@@ -45,14 +45,11 @@ export class Session {
   outlet: Outlet | null = null;
   /** Who the client was at its last connection (for read authorization while it is away). */
   client: ClientInfo | null = null;
-  /** Subscriptions keyed by the filter string the client sent. */
-  readonly subscriptions = new Map<string, Subscription>();
-  /** Outgoing QoS 1/2 messages awaiting acknowledgement, by packet id, in send order. */
-  readonly inflight = new Map<number, Delivery>();
-  /** Outgoing QoS 1/2 messages waiting for room in the in-flight window. */
-  readonly queue = new Ring<Delivery>();
-  /** Incoming QoS 2 packet ids whose PUBREL has not arrived yet (section 4.3.3). */
-  readonly incomingQos2 = new Set<number>();
+  // The collections below are made on first use: an idle client has none, and the four cost ~700 bytes.
+  private subscriptionMap: Map<string, Subscription> | null = null;
+  private inflightMap: Map<number, Delivery> | null = null;
+  private queueRing: Ring<Delivery> | null = null;
+  private incomingSet: Set<number> | null = null;
   /** Session Expiry Interval in seconds; 0xFFFFFFFF never expires. */
   expiryInterval = 0;
   /** Timer that ends the session after expiry while the client is away. */
@@ -81,6 +78,40 @@ export class Session {
   constructor(clientId: string, ctx: SessionContext) {
     this.clientId = clientId;
     this.ctx = ctx;
+  }
+
+  /** Subscriptions keyed by the filter string the client sent. */
+  get subscriptions(): Map<string, Subscription> {
+    return (this.subscriptionMap ??= new Map());
+  }
+
+  /** Outgoing QoS 1/2 messages awaiting acknowledgement, by packet id, in send order. */
+  get inflight(): Map<number, Delivery> {
+    return (this.inflightMap ??= new Map());
+  }
+
+  /** Outgoing QoS 1/2 messages waiting for room in the in-flight window. */
+  get queue(): Ring<Delivery> {
+    return (this.queueRing ??= new Ring());
+  }
+
+  /** Incoming QoS 2 packet ids whose PUBREL has not arrived yet (section 4.3.3). */
+  get incomingQos2(): Set<number> {
+    return (this.incomingSet ??= new Set());
+  }
+
+  /** Ends the session's state: returns its subscriptions (for the router to drop) and forgets everything queued. */
+  end(): Subscription[] {
+    const subs = this.subscriptionMap === null ? [] : [...this.subscriptionMap.values()];
+    this.subscriptionMap = null;
+    this.inflightMap = null;
+    this.queueRing = null;
+    return subs;
+  }
+
+  /** Number of messages waiting for room in the in-flight window (without making the queue). */
+  get queued(): number {
+    return this.queueRing === null ? 0 : this.queueRing.length;
   }
 
   /** The store this session writes to: only persistent sessions (expiry not 0) are stored. */
@@ -139,7 +170,7 @@ export class Session {
   /** Moves queued messages into the in-flight window while there is room. */
   drain(): void {
     const o = this.outlet;
-    if (o === null) return;
+    if (o === null || this.queued === 0) return;
     while (this.queue.length > 0 && this.inflight.size < this.window) {
       const d = this.queue.shift() as Delivery;
       const store = this.store;
@@ -179,8 +210,13 @@ export class Session {
    */
   attach(o: Outlet): void {
     this.outlet = o;
+    const inflight = this.inflightMap;
+    if (inflight === null) {
+      this.drain();
+      return;
+    }
     const now = this.ctx.now();
-    for (const d of this.inflight.values()) {
+    for (const d of inflight.values()) {
       if (d.state === AWAIT_COMP) o.sendPubrel(d.packetId);
       else if (d.message.expired(now) && d.qos > 0) {
         this.inflight.delete(d.packetId);
@@ -200,13 +236,13 @@ export class Session {
    */
   detach(): void {
     this.outlet = null;
-    for (const d of this.inflight.values()) {
+    for (const d of this.inflightMap?.values() ?? []) {
       if (d.group !== null && d.state === AWAIT_ACK && this.ctx.redispatch(d.group, d.message, d.qos, this)) {
         this.inflight.delete(d.packetId);
         this.store?.deleteDelivery(this.clientId, d.seq);
       }
     }
-    if (this.queue.length > 0) {
+    if (this.queued > 0) {
       const moved = this.queue.filter((d) => d.group === null || !this.ctx.redispatch(d.group, d.message, d.qos, this));
       for (const d of moved) this.store?.deleteDelivery(this.clientId, d.seq);
     }

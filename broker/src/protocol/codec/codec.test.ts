@@ -37,7 +37,7 @@ const CONNECT_V5 = mqtt.generate({ cmd: 'connect', protocolVersion: 5, clientId:
 function read(chunks: Buffer[], version = 4, max = 1 << 20): { packets: Packet[]; errors: Error[] } {
   const packets: Packet[] = [];
   const errors: Error[] = [];
-  const reader = new PacketReader(max, (p) => packets.push(p), (e) => errors.push(e));
+  const reader = new PacketReader(max, { onPacket: (p) => packets.push(p), onParseError: (e) => errors.push(e) });
   reader.version = version;
   for (const c of chunks) reader.parse(c);
   return { packets, errors };
@@ -118,6 +118,32 @@ describe('PacketReader', () => {
     }
   });
 
+  it('shares mqtt-packet between readers without one frame leaking into the next', () => {
+    // A malformed SUBSCRIBE (its filter runs past the packet) fails in the shared parser; a good one must still
+    // parse after it.
+    const bad = read([Buffer.from([0x82, 0x05, 0x00, 0x01, 0x00, 0x09, 0x61])]);
+    assert.equal(bad.errors.length, 1);
+    const good = read([mqtt.generate({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'a/#', qos: 1 }] })]);
+    assert.deepEqual(good.errors, []);
+    assert.equal((good.packets[0] as { subscriptions: { topic: string }[] }).subscriptions[0]?.topic, 'a/#');
+    // A v5 CONNECT read by one connection does not make the next v3.1.1 connection's SUBSCRIBE parse as v5.
+    assert.equal(read([CONNECT_V5], 4).packets[0]?.cmd, 'connect');
+    const sub = mqtt.generate({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'b', qos: 0 }] });
+    const v4 = read([sub], 4);
+    assert.deepEqual(v4.errors, []);
+    assert.equal((v4.packets[0] as { subscriptions: { topic: string }[] }).subscriptions[0]?.topic, 'b');
+  });
+
+  it('parses a good CONNECT right after mqtt-packet refused a bad one', () => {
+    const good = mqtt.generate({ cmd: 'connect', protocolVersion: 4, clientId: 'a', keepalive: 0 });
+    const bad = Buffer.from(good);
+    bad[9] = (bad[9] as number) | 1; // reserved connect flag [MQTT-3.1.2-3]
+    assert.equal(read([bad]).errors.length, 1);
+    const after = read([good]);
+    assert.deepEqual(after.errors, []);
+    assert.equal(after.packets[0]?.cmd, 'connect');
+  });
+
   it('refuses an oversized packet from its header, before the body arrives', () => {
     const { errors } = read([Buffer.from([0x30, 0x80, 0x80, 0x01])], 4, 1000); // announces 16384 bytes
     assert.equal(errors.length, 1);
@@ -127,10 +153,13 @@ describe('PacketReader', () => {
 
   it('stops delivering once halted', () => {
     const packets: Packet[] = [];
-    const reader = new PacketReader(1 << 20, (p) => {
-      packets.push(p);
-      reader.halted = true;
-    }, () => assert.fail('no error expected'));
+    const reader = new PacketReader(1 << 20, {
+      onPacket: (p) => {
+        packets.push(p);
+        reader.halted = true;
+      },
+      onParseError: () => assert.fail('no error expected'),
+    });
     reader.parse(Buffer.concat([PUBLISH_V4_QOS0, PUBLISH_V4_QOS0]));
     assert.equal(packets.length, 1);
   });

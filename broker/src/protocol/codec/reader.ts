@@ -12,6 +12,44 @@ export interface InboundPublish extends IPublishPacket {
   topicEnd: number;
 }
 
+/** Where a reader delivers what it decodes (the connection; an object, so a reader costs no closures). */
+export interface PacketSink {
+  onPacket(packet: Packet): void;
+  /** A malformed or oversized packet; an MqttError carries the reason code to close with. */
+  onParseError(err: Error): void;
+}
+
+/**
+ * mqtt-packet parsers shared by every connection, one per protocol level. They are only ever given one whole
+ * frame and emit synchronously, so they hold no state between frames; sharing them saves each connection a
+ * parser, a BufferList stream and two packet objects (about 2 KB of an idle connection).
+ */
+const shared = new Map<number, ReturnType<typeof mqtt.parser>>();
+let decoded: Packet | null = null;
+let failed: Error | null = null;
+
+function sharedParser(version: number): ReturnType<typeof mqtt.parser> {
+  let parser = shared.get(version);
+  if (parser === undefined) {
+    parser = mqtt.parser({ protocolVersion: version as 3 | 4 | 5 });
+    parser.on('packet', (p: Packet) => {
+      decoded = p;
+    });
+    parser.on('error', (err: Error) => {
+      failed = err;
+    });
+    shared.set(version, parser);
+  }
+  // A CONNECT makes mqtt-packet adopt the packet as its settings; put the level back before each frame. And
+  // a frame it refused can leave bytes and state behind (it only resets lazily): start each frame clean.
+  // (_resetState leaves the read position of a refused frame, which the length decoder then starts from.)
+  const internal = parser as unknown as { settings: { protocolVersion: number }; _pos: number; _resetState(): void };
+  internal.settings = { protocolVersion: version };
+  internal._resetState();
+  internal._pos = 0;
+  return parser;
+}
+
 /** Packet type of each fast-path command code (fixed header bits 7-4). */
 const ACK_TYPES = ['', '', '', '', 'puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
 /** Fixed-header flags each acknowledgement must carry [MQTT-2.2.2-1]: PUBREL has 0b0010, the others 0. */
@@ -39,14 +77,11 @@ export class PacketReader {
   /** Total bytes the pending frame needs (header included), or 0 while its header is incomplete. */
   private need = 0;
   private readonly maxPacketSize: number;
-  private readonly onPacket: (packet: Packet) => void;
-  private readonly onError: (err: Error) => void;
-  private slow: ReturnType<typeof mqtt.parser> | null = null;
+  private readonly sink: PacketSink;
 
-  constructor(maxPacketSize: number, onPacket: (packet: Packet) => void, onError: (err: Error) => void) {
+  constructor(maxPacketSize: number, sink: PacketSink) {
     this.maxPacketSize = maxPacketSize;
-    this.onPacket = onPacket;
-    this.onError = onError;
+    this.sink = sink;
   }
 
   /** Remaining Length of a frame whose header has arrived but whose body has not (for tests and limits). */
@@ -126,7 +161,7 @@ export class PacketReader {
 
   private fail(err: Error): void {
     this.halted = true;
-    this.onError(err);
+    this.sink.onParseError(err);
   }
 
   /** Decodes one whole frame: `off` is its first byte, `body` the first byte after the Remaining Length. */
@@ -136,7 +171,7 @@ export class PacketReader {
     const len = end - body;
     if (type === 3) {
       const p = this.publish(buf, off, body, end, shareable);
-      if (p !== null) this.onPacket(p);
+      if (p !== null) this.sink.onPacket(p);
       else this.delegate(buf, off, end);
       return;
     }
@@ -145,11 +180,11 @@ export class PacketReader {
       // v5: Remaining Length 2 means reason code 0x00 and no properties (section 3.4.2.1).
       const ack = { cmd: ACK_TYPES[type], messageId: id, length: 2 } as Packet;
       if (this.version === 5) (ack as { reasonCode?: number }).reasonCode = 0;
-      this.onPacket(ack);
+      this.sink.onPacket(ack);
       return;
     }
     if (type === 12 && len === 0 && b0 === 0xc0) {
-      this.onPacket({ cmd: 'pingreq', length: 0 } as Packet);
+      this.sink.onPacket({ cmd: 'pingreq', length: 0 } as Packet);
       return;
     }
     this.delegate(buf, off, end);
@@ -198,20 +233,26 @@ export class PacketReader {
     };
   }
 
-  /** Decodes one whole frame with mqtt-packet (which emits synchronously). */
+  /** Decodes one whole frame with mqtt-packet. */
   private delegate(buf: Buffer, off: number, end: number): void {
-    let slow = this.slow;
-    if (slow === null) {
-      slow = this.slow = mqtt.parser({ protocolVersion: this.version as 3 | 4 | 5 });
-      slow.on('packet', (p: Packet) => {
-        // mqtt-packet learns the level from the CONNECT too; keep ours in step for the fast path.
-        if (p.cmd === 'connect') this.version = (p as IConnectPacket).protocolVersion ?? 4;
-        if (!this.halted) this.onPacket(p);
-      });
-      slow.on('error', (err: Error) => {
-        if (!this.halted) this.fail(err);
-      });
+    decoded = null;
+    failed = null;
+    const parser = sharedParser(this.version);
+    parser.parse(buf.subarray(off, end));
+    // Taken from the module slots before anything runs that could parse again (another connection's frame).
+    const packet = decoded as Packet | null;
+    const err = failed as Error | null;
+    decoded = failed = null;
+    if (err !== null) {
+      this.fail(err);
+      return;
     }
-    slow.parse(buf.subarray(off, end));
+    if (packet === null) {
+      this.fail(new Error('Packet too short')); // not expected for a whole frame
+      return;
+    }
+    // mqtt-packet learns the level from the CONNECT; keep ours in step for the fast path.
+    if (packet.cmd === 'connect') this.version = (packet as IConnectPacket).protocolVersion ?? 4;
+    this.sink.onPacket(packet);
   }
 }

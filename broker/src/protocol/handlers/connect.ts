@@ -77,8 +77,7 @@ function identify(conn: Connection, packet: IConnectPacket, props: ConnackProper
   } else if (!isValidClientId(id)) {
     throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, 'client id is not valid UTF-8'); // [MQTT-3.1.3-4]
   }
-  conn.clientId = id;
-  conn.log = conn.log.child({ clientId: id });
+  conn.setClientId(id);
 }
 
 /** The will must be publishable: a valid topic name [MQTT-3.1.3-11], retain only if available. */

@@ -95,10 +95,10 @@ function resolveAlias(conn: Connection, topic: string, alias: number): string {
     throw new MqttError(RC.TOPIC_ALIAS_INVALID, 'topic alias out of range'); // [MQTT-3.3.2-8, 3.3.2-9]
   }
   if (topic.length > 0) {
-    conn.aliasesIn.set(alias, topic);
+    (conn.aliasesIn ??= new Map()).set(alias, topic);
     return topic;
   }
-  const known = conn.aliasesIn.get(alias);
+  const known = conn.aliasesIn?.get(alias);
   if (known === undefined) throw new MqttError(RC.PROTOCOL_ERROR, 'unknown topic alias');
   return known;
 }
