@@ -117,8 +117,14 @@ async function awaitAll(r, expected, what) {
 const subscribePacket = (topic) => mqtt.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] });
 
 async function subscribeAndWait(client, topic, r) {
-  const granted = new Promise((resolve) => {
-    const check = setInterval(() => { if (r.suback !== null) { clearInterval(check); resolve(r.suback); } }, 5);
+  const deadline = Date.now() + 10000;
+  const granted = new Promise((resolve, reject) => {
+    const check = setInterval(() => {
+      if (r.suback === null && Date.now() < deadline) return;
+      clearInterval(check);
+      if (r.suback === null) reject(new Error(`no SUBACK for ${topic} within 10 s`));
+      else resolve(r.suback);
+    }, 5);
   });
   client.send(subscribePacket(topic));
   const code = await granted;
