@@ -31,6 +31,9 @@ import { SysPublisher } from './sys/sys.js';
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
 const NEVER = 0xffffffff;
 
+/** How often connect and keep-alive deadlines are checked: a client is closed at most this late. */
+const SWEEP_MS = 250;
+
 /**
  * Wiring and lifecycle of one smq node: listeners, connections, sessions, routing and hooks.
  */
@@ -60,6 +63,8 @@ export class Broker implements SessionContext {
   private certificates: CertificateStore | null = null;
   private readonly sys: SysPublisher;
   private draining = false;
+  /** Checks every connection's connect and keep-alive deadlines; runs while there are connections. */
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(config: Config, log: Logger, version: string) {
     this.config = config;
@@ -140,6 +145,21 @@ export class Broker implements SessionContext {
       this.limitHit(refusal.limit);
     }
     this.connections.add(conn);
+    if (this.sweeper === null) {
+      this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Ends connections past their connect timeout or keep-alive. */
+  private sweep(): void {
+    if (this.connections.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+      return;
+    }
+    const now = Date.now(); // wall clock, like the connections' deadlines (tests may move now())
+    for (const c of this.connections) c.checkTimers(now);
   }
 
   /**
@@ -382,6 +402,8 @@ export class Broker implements SessionContext {
     ]);
     clearTimeout(timer);
     for (const c of this.connections) c.stream.destroy();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
     await listenersClosed;
     // Every stored session gets its disconnect time, so expiry after a restart counts from the shutdown.
     for (const s of this.sessions.values()) {

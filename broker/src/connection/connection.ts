@@ -83,8 +83,14 @@ export class Connection implements Outlet, ClientInfo {
   /** Why the connection closed, for the disconnect event. */
   closeReason = 'connection lost';
   private readonly reader: PacketReader;
-  private keepaliveTimer: NodeJS.Timeout | null = null;
-  private connectTimer: NodeJS.Timeout | null;
+  // Keep-alive and the connect timeout are deadlines the broker's sweep checks (checkTimers), not a timer per
+  // connection: a Timeout is ~200 bytes with its list entry, and refreshing it on every packet costs too.
+  /** Epoch ms by which CONNECT must have been accepted; 0 once it has. */
+  private connectDeadline: number;
+  /** Epoch ms of the last bytes received. */
+  private lastSeen: number;
+  /** How long the client may stay silent (1.5 times its keep-alive), in ms; 0 for no keep-alive. */
+  private silenceMs = 0;
   private slowTimer: NodeJS.Timeout | null = null;
   private corked = false;
   private readonly maxPacketSize: number;
@@ -102,7 +108,8 @@ export class Connection implements Outlet, ClientInfo {
     const rate = broker.config.limits.publish_rate;
     this.publishBucket = rate > 0 ? new TokenBucket(rate, rate, broker.now()) : null;
     // A socket that never sends CONNECT is closed (slowloris protection).
-    this.connectTimer = setTimeout(Connection.connectTimeout, cfg.connect_timeout * 1000, this);
+    this.lastSeen = Date.now();
+    this.connectDeadline = this.lastSeen + cfg.connect_timeout * 1000;
     this.reader = new PacketReader(this.maxPacketSize, this);
     // Shared handlers that find the connection on the stream: closures per connection would cost an idle
     // client some 600 bytes.
@@ -129,14 +136,18 @@ export class Connection implements Outlet, ClientInfo {
     this.logger = null;
   }
 
-  private static connectTimeout(conn: Connection): void {
-    conn.closeReason = 'connect timeout';
-    conn.close(undefined, true);
-  }
-
-  private static keepaliveTimeout(conn: Connection): void {
-    conn.closeReason = 'keep-alive timeout';
-    conn.close(RC.KEEP_ALIVE_TIMEOUT);
+  /** Called by the broker's sweep a few times a second: closes a connection whose deadline has passed. */
+  checkTimers(now: number): void {
+    if (this.closed) return;
+    if (this.connectDeadline !== 0) {
+      if (now < this.connectDeadline) return;
+      this.closeReason = 'connect timeout';
+      this.close(undefined, true);
+    } else if (this.silenceMs > 0 && now - this.lastSeen > this.silenceMs) {
+      // [MQTT-3.1.2-24] one and a half times the keep-alive without a packet ends the connection.
+      this.closeReason = 'keep-alive timeout';
+      this.close(RC.KEEP_ALIVE_TIMEOUT);
+    }
   }
 
   private static slowTimeout(conn: Connection): void {
@@ -159,13 +170,13 @@ export class Connection implements Outlet, ClientInfo {
   onData(chunk: Buffer): void {
     if (this.closed) return;
     this.broker.stats.bytesReceived += chunk.length;
+    this.lastSeen = Date.now(); // once per read, not per packet
     this.reader.parse(chunk);
   }
 
   /** PacketSink: a decoded packet. */
   onPacket(packet: Packet): void {
     if (this.closed) return;
-    if (this.keepaliveTimer) this.keepaliveTimer.refresh();
     if (this.backlog !== null) {
       this.backlog.push(packet);
       return;
@@ -303,20 +314,16 @@ export class Connection implements Outlet, ClientInfo {
   }
 
   private clearTimers(): void {
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     if (this.slowTimer) clearTimeout(this.slowTimer);
-    this.connectTimer = this.keepaliveTimer = this.slowTimer = null;
+    this.slowTimer = null;
+    this.connectDeadline = 0;
+    this.silenceMs = 0;
   }
 
   /** Called once CONNACK 0x00 is sent: keep-alive takes over from the connect timeout. */
   startKeepalive(seconds: number): void {
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    this.connectTimer = null;
-    if (seconds > 0) {
-      // [MQTT-3.1.2-24] one and a half times the keep-alive without a packet ends the connection.
-      this.keepaliveTimer = setTimeout(Connection.keepaliveTimeout, seconds * 1500, this);
-    }
+    this.connectDeadline = 0;
+    this.silenceMs = seconds * 1500;
   }
 
   /**
