@@ -72,7 +72,7 @@ export class PacketReader {
   /** Remaining Length of the frame being assembled, or -1 while its header is incomplete. */
   private pendingLength = -1;
   /** Unparsed bytes: the start of a frame that has not fully arrived. */
-  private parts: Buffer[] = [];
+  private parts: Buffer[] | null = null;
   private partsLength = 0;
   /** Total bytes the pending frame needs (header included), or 0 while its header is incomplete. */
   private need = 0;
@@ -95,15 +95,15 @@ export class PacketReader {
     let owned = false;
     if (this.partsLength > 0) {
       // Wait for the whole frame before joining, so a large packet is copied once, not once per chunk.
+      const parts = this.parts as Buffer[];
+      parts.push(chunk);
       if (this.need > 0 && this.partsLength + chunk.length < this.need) {
-        this.parts.push(chunk);
         this.partsLength += chunk.length;
         return;
       }
-      this.parts.push(chunk);
-      buf = Buffer.concat(this.parts, this.partsLength + chunk.length);
+      buf = Buffer.concat(parts, this.partsLength + chunk.length);
       owned = true;
-      this.parts = [];
+      this.parts = null;
       this.partsLength = 0;
       this.need = 0;
     }
@@ -154,7 +154,7 @@ export class PacketReader {
   /** Keeps the unparsed tail for the next chunk. */
   private keep(buf: Buffer, off: number, need: number): void {
     const tail = buf.subarray(off);
-    this.parts.push(tail);
+    this.parts = [tail];
     this.partsLength = tail.length;
     this.need = need;
   }
