@@ -97,7 +97,9 @@ async function main() {
     await Promise.all([...running].map((b) => b.stop()));
     rmSync(tlsDir, { recursive: true, force: true });
   };
-  process.once('SIGINT', async () => { log('interrupted: stopping brokers and workers'); await cleanup(); process.exit(130); });
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, async () => { log(`${sig}: stopping brokers and workers`); await cleanup(); process.exit(130); });
+  }
 
   const started = new Date();
   const result = { started: started.toISOString(), machine: machine(), options: { ...opts }, rows: [] };

@@ -106,7 +106,9 @@ export async function startBroker(name, opts = {}) {
   // to stay idle while the broker is measured.
   const logFile = join(dir, `${name}-out.log`);
   const fd = openSync(logFile, 'a');
-  const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd], cwd: dir });
+  // setpriv --pdeathsig: the kernel kills the broker if this process dies without stopping it (SIGKILL by a
+  // test timeout, a crash). setpriv execs the broker, so proc.pid is the broker's own pid.
+  const proc = spawn('setpriv', ['--pdeathsig', 'KILL', cmd, ...args], { stdio: ['ignore', fd, fd], cwd: dir });
   closeSync(fd);
   const exited = { code: undefined };
   const done = new Promise((resolve) => {

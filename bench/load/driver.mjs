@@ -119,6 +119,7 @@ export async function measureLoad(broker, ctx, plan) {
       subReports,
       subStops,
       generatorCpu: reports.map((r) => r.cpu),
+      generatorCpuSystem: reports.map((r) => r.cpuSystem),
       brokerCpu,
       brokerRss,
       closedEarly: reports.reduce((s, r) => s + r.closed, 0),

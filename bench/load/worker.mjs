@@ -94,14 +94,15 @@ class Client extends Handler {
 }
 
 // Read coalescing for QoS 0 throughput subscribers. On loopback a reader that takes every few bytes as they
-// arrive ping-pongs with a broker that writes one packet per syscall (Mosquitto): every write wakes the
-// reader, which reads ~3 packets and acknowledges at once, so the next write goes out alone again. On
-// 2 cores those wake-ups cost the broker more than the messages do (Mosquitto fan-in: ~140k msgs/s at 0.7
-// of a core with eager reads; ~270k at a full core with coalescing). A network with a real round trip
-// coalesces by itself; here a socket whose read brought less than 16 KB rests until the next 1 ms tick,
-// so the kernel gathers the next packets into one read. Not for QoS 1/2 (acks would wait, and the broker's
-// in-flight window would throttle it) nor for latency. With many subscribers each gets a trickle, so the
-// rest grows with their number (1,000 subscribers: 10 ms), still far below what a receive buffer holds.
+// arrive ping-pongs with a broker that writes one packet per syscall (Mosquitto, Aedes): every write goes
+// out as its own segment and wakes the reader, which reads ~1 packet and sends the ACK. That costs the
+// broker CPU per message and the reader most of a core in the kernel (Mosquitto fan-in QoS 0: 210k msgs/s,
+// subscriber at 0.8 of a core; with coalescing 310k, subscriber at 0.07; Mosquitto at a full core in both).
+// So a socket whose read brought less than 16 KB rests until the next tick and the kernel gathers the next
+// packets into one read: 1 ms; 25 ms when the process holds over 100 subscribers, each getting a trickle
+// (fan-out to 1,000 on Mosquitto: 10 ms rests 165k deliveries/s with the reader at 0.83 of a core, 25 ms
+// 230k at 0.42). A broker that batches its writes (smq) fills 16 KB reads and never rests. Not for QoS 1/2
+// (acks would wait, and the broker's in-flight window would throttle it) nor for latency.
 const SMALL_READ = 16384;
 const resting = [];
 let restTimer = null;
@@ -250,7 +251,7 @@ const handlers = {
   async setup(msg) {
     cfg = msg;
     const Kind = cfg.role === 'pub' ? Publisher : Subscriber;
-    restMs = Math.min(10, Math.max(1, Math.round(cfg.clients.length / 100)));
+    restMs = cfg.clients.length > 100 ? 25 : 1;
     clients = cfg.clients.map((spec) => new Kind(spec));
     if (cfg.timestamps) hist = new Histogram();
     await connectAll(cfg.concurrency ?? 50);
@@ -294,6 +295,9 @@ const handlers = {
       readsPerSec: Math.round(reads / (elapsedUs / 1e6)),
       bytesPerRead: reads ? Math.round(bytes / reads) : 0,
       cpu: (cpu.user + cpu.system) / elapsedUs,
+      // Kernel time is most of a subscriber's cost on loopback (each read also sends the ACK, and the
+      // sending side's TCP work is charged to whoever triggers it).
+      cpuSystem: cpu.system / elapsedUs,
       count: perClient.reduce((a, b) => a + b, 0),
       acked,
       perClient: clients.length <= 100 ? perClient : undefined,

@@ -13,6 +13,7 @@ function extraOf(r, qos, fanout) {
     sent: r.sent,
     delivered: r.delivered,
     brokerCpu: r.brokerCpu,
+    generatorCpuSystem: r.generatorCpuSystem,
     brokerRssMB: Math.round(r.brokerRss / 1048576),
     // How the subscribers' reads went: a few large reads means the broker batches its writes.
     subReadsPerSec: r.subReports.reduce((s, x) => s + x.readsPerSec, 0),
