@@ -29,6 +29,9 @@ function onStreamClose(this: Owned): void {
   this[OWNER].onClose();
 }
 
+/** Up to this many bytes of one turn's packets are joined into one buffer before writing. */
+const JOIN_LIMIT = 64 * 1024;
+
 /** How a connection reached us. */
 export interface Peer {
   readonly transport: string;
@@ -92,7 +95,9 @@ export class Connection implements Outlet, ClientInfo {
   /** How long the client may stay silent (1.5 times its keep-alive), in ms; 0 for no keep-alive. */
   private silenceMs = 0;
   private slowTimer: NodeJS.Timeout | null = null;
-  private corked = false;
+  /** Bytes emitted this event-loop turn, written to the stream together at the end of it; null when none. */
+  private out: Buffer[] | null = null;
+  private outBytes = 0;
   private readonly maxPacketSize: number;
   private readonly maxOutput: number;
 
@@ -157,9 +162,8 @@ export class Connection implements Outlet, ClientInfo {
     conn.close(RC.QUOTA_EXCEEDED, true);
   }
 
-  private static uncork(conn: Connection): void {
-    conn.corked = false;
-    conn.stream.uncork();
+  private static flushLater(conn: Connection): void {
+    conn.flush();
   }
 
   private static drainLater(conn: Connection): void {
@@ -298,9 +302,12 @@ export class Connection implements Outlet, ClientInfo {
     this.reader.halted = true;
     this.clearTimers();
     if (now) {
+      this.out = null;
+      this.outBytes = 0;
       this.stream.destroy();
       return;
     }
+    this.flush();
     this.stream.end();
     // A peer that never reads must not keep a half-closed socket open forever.
     setTimeout(() => this.stream.destroy(), 2000).unref();
@@ -394,18 +401,45 @@ export class Connection implements Outlet, ClientInfo {
     if (held !== null && !this.closed) for (const buf of held) this.emit(buf);
   }
 
-  /** Writes bytes to the stream; writes are corked and flushed once per event-loop turn. */
+  /**
+   * Queues bytes for the stream. Everything emitted in one event-loop turn goes out in one write at its end:
+   * one stream.write() per client per turn instead of one per packet (each allocates a request in Node's
+   * Writable), and one system call.
+   */
   private emit(buf: Buffer): void {
     // Between a reset and its 'close' event, writes would each build an error object (a measured 11% of CPU
     // in a fan-in run where the subscriber went away): drop them; QoS 1/2 stays in flight for the session.
     if (this.stream.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.stream.cork();
-      process.nextTick(Connection.uncork, this);
-    }
     this.broker.stats.bytesSent += buf.length;
-    if (!this.stream.write(buf) && this.stream.writableLength > this.maxOutput && this.slowTimer === null) {
+    if (this.out === null) {
+      this.out = [buf];
+      this.outBytes = buf.length;
+      process.nextTick(Connection.flushLater, this);
+    } else {
+      this.out.push(buf);
+      this.outBytes += buf.length;
+    }
+  }
+
+  /** Writes what emit() queued. Small packets are joined (copying is cheaper than a vector of many); large ones go as they are. */
+  private flush(): void {
+    const out = this.out;
+    if (out === null) return;
+    const bytes = this.outBytes;
+    this.out = null;
+    this.outBytes = 0;
+    const stream = this.stream;
+    if (stream.destroyed) return;
+    let ok: boolean;
+    if (out.length === 1) ok = stream.write(out[0] as Buffer);
+    else if (bytes <= JOIN_LIMIT) ok = stream.write(Buffer.concat(out, bytes));
+    else {
+      stream.cork();
+      ok = true;
+      for (const b of out) ok = stream.write(b);
+      stream.uncork();
+    }
+    if (!ok && stream.writableLength > this.maxOutput && this.slowTimer === null) {
       this.slowTimer = setTimeout(Connection.slowTimeout, this.broker.config.mqtt.slow_consumer_timeout * 1000, this);
     }
   }
@@ -421,7 +455,7 @@ export class Connection implements Outlet, ClientInfo {
 
   /** False while more than `max_output_buffer` bytes wait to be sent to this client. */
   get writable(): boolean {
-    return this.stream.writableLength < this.maxOutput;
+    return this.stream.writableLength + this.outBytes < this.maxOutput;
   }
 
   /**
