@@ -49,7 +49,11 @@ function command(name, dir, port, opts, tls) {
   if (name === 'smq') {
     const file = join(dir, 'smq.yaml');
     writeFileSync(file, smqConfig(port, opts, tls));
-    return [process.execPath, [join(ROOT, 'bin/smq.js'), '-c', file]];
+    // As users run it: bin/smq.js is executable and its first line carries the broker's Node flags.
+    // BENCH_SMQ_NODE_ARGS (say `--cpu-prof --max-semi-space-size=4`) runs it under node with those flags instead.
+    const nodeArgs = process.env.BENCH_SMQ_NODE_ARGS;
+    if (nodeArgs) return [process.execPath, [...nodeArgs.split(' ').filter(Boolean), join(ROOT, 'bin/smq.js'), '-c', file]];
+    return [join(ROOT, 'bin/smq.js'), ['-c', file]];
   }
   if (name === 'mosquitto') {
     const file = join(dir, 'mosquitto.conf');
