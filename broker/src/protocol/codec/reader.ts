@@ -28,6 +28,16 @@ const shared = new Map<number, ReturnType<typeof mqtt.parser>>();
 let decoded: Packet | null = null;
 let failed: Error | null = null;
 
+/** The parts of mqtt-packet's parser the typings leave out. */
+interface ParserInternals {
+  settings: { protocolVersion: number };
+  _pos: number;
+  _resetState(): void;
+}
+
+/** mqtt-packet's settings per protocol level, made once. */
+const SETTINGS = [3, 4, 5].map((protocolVersion) => ({ protocolVersion }));
+
 function sharedParser(version: number): ReturnType<typeof mqtt.parser> {
   let parser = shared.get(version);
   if (parser === undefined) {
@@ -40,13 +50,8 @@ function sharedParser(version: number): ReturnType<typeof mqtt.parser> {
     });
     shared.set(version, parser);
   }
-  // A CONNECT makes mqtt-packet adopt the packet as its settings; put the level back before each frame. And
-  // a frame it refused can leave bytes and state behind (it only resets lazily): start each frame clean.
-  // (_resetState leaves the read position of a refused frame, which the length decoder then starts from.)
-  const internal = parser as unknown as { settings: { protocolVersion: number }; _pos: number; _resetState(): void };
-  internal.settings = { protocolVersion: version };
-  internal._resetState();
-  internal._pos = 0;
+  // A CONNECT makes mqtt-packet adopt the packet as its settings; put the level back before each frame.
+  (parser as unknown as ParserInternals).settings = SETTINGS[version - 3] ?? { protocolVersion: version };
   return parser;
 }
 
@@ -243,6 +248,13 @@ export class PacketReader {
     const packet = decoded as Packet | null;
     const err = failed as Error | null;
     decoded = failed = null;
+    if (err !== null || packet === null) {
+      // A refused frame leaves bytes and state behind (mqtt-packet resets lazily, and keeps the read position,
+      // which its length decoder then starts from): start the next frame, another connection's, clean.
+      const internal = parser as unknown as ParserInternals;
+      internal._resetState();
+      internal._pos = 0;
+    }
     if (err !== null) {
       this.fail(err);
       return;
