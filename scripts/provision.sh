@@ -2,6 +2,7 @@
 # Installs what the black-box tests need when it is missing, so a fresh machine (or CI) can run `npm test`:
 #   - mosquitto_pub / mosquitto_sub (Debian's mosquitto-clients): real third-party clients in test/20-*;
 #   - mosquitto itself: the reference broker for SMQ_TEST_AGAINST=mosquitto and the benchmarks;
+#   - etcd (Debian's etcd-server): the cluster tests (test/60-*) start their own on loopback;
 #   - python3 with paho-mqtt 2.x: test/21-paho drives test/fixtures/paho_client.py;
 #   - node_modules (npm ci) when absent.
 # Caches stay where the tools keep them by default (~/.npm, ~/.cache/pip, /var/cache/apt), outside the repo.
@@ -52,10 +53,13 @@ fi
 if ! command -v python3 >/dev/null 2>&1; then
   missing+=(python3 python3-pip)
 fi
+if ! command -v etcd >/dev/null 2>&1; then
+  missing+=(etcd-server)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
-  log "mosquitto, mosquitto_pub, mosquitto_sub and python3 present"
+  log "mosquitto, mosquitto_pub, mosquitto_sub, etcd and python3 present"
 fi
 
 # --- paho-mqtt 2.x for python3 ---------------------------------------------------------------------

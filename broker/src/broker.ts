@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket, IConnackPacket, QoS } from 'mqtt-packet';
 import type { Logger } from 'pino';
@@ -27,9 +28,15 @@ import { storedDelivery } from './session/delivery.js';
 import { restore, sessionRecord } from './store/recovery.js';
 import type { Store } from './store/types.js';
 import { SysPublisher } from './sys/sys.js';
+import { Barriers, type Barrier } from './store/barrier.js';
+import { Cluster } from './cluster/cluster.js';
+import type { DeliveryScope } from './routing/router.js';
 
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
 const NEVER = 0xffffffff;
+
+/** The barrier of a node without a store: nothing to wait for. */
+const NO_BARRIER: Barrier = { dirty: false, flush: () => Promise.resolve() };
 
 /** How often connect and keep-alive deadlines are checked: a client is closed at most this late. */
 const SWEEP_MS = 250;
@@ -58,6 +65,12 @@ export class Broker implements SessionContext {
   readonly workers: Semaphore;
   /** The durable store, or null when `store.dir` is empty (memory only). Set by `listen()`. */
   store: Store | null = null;
+  /** What acknowledgements wait for: the store's commits and, in a cluster, the etcd writes. */
+  readonly barriers = new Barriers();
+  /** This node's id (`broker`, or generated). */
+  readonly nodeId: string;
+  /** The cluster, when `etcd.endpoints` is set. */
+  cluster: Cluster | null = null;
   private readonly listeners: Listener[] = [];
   /** The TLS certificates, watched for rotation, when a TLS or wss listener runs. */
   private certificates: CertificateStore | null = null;
@@ -66,8 +79,9 @@ export class Broker implements SessionContext {
   /** Checks every connection's connect and keep-alive deadlines; runs while there are connections. */
   private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(config: Config, log: Logger, version: string) {
+  constructor(config: Config, log: Logger, version: string, nodeId?: string) {
     this.config = config;
+    this.nodeId = nodeId ?? (config.broker || randomUUID());
     this.log = log;
     this.version = version;
     this.hooks = new HookRegistry(log, { authRequired: config.auth.enable, aclRequired: config.acl.enable });
@@ -107,7 +121,9 @@ export class Broker implements SessionContext {
       restore(this, snapshot);
       this.log.info({ sessions: snapshot.sessions.length, deliveries: snapshot.deliveries.length,
         retained: snapshot.retained.length, ms: Date.now() - started }, 'store recovered');
+      this.barriers.add(this.store);
     }
+    if (c.etcd.endpoints.length > 0) await this.joinCluster();
     const accept = (stream: Duplex, peer: Peer): void => this.attach(stream, peer);
     let secure: SecureOptions | null = null;
     if (c.tls.enable || c.wss.enable) {
@@ -128,6 +144,50 @@ export class Broker implements SessionContext {
     this.certificates?.watch();
     this.sys.start();
     return bound;
+  }
+
+  /**
+   * Starts the cluster before any listener opens, so retained messages and routes are known to the first
+   * client. An etcd that does not answer within 10 s does not stop the node: it serves its own clients and
+   * joins when etcd comes.
+   */
+  private async joinCluster(): Promise<void> {
+    const c = this.config;
+    const addresses = [`mqtt://${c.host}:${c.port}`];
+    if (c.tls.enable) addresses.push(`mqtts://${c.host}:${c.tls.port}`);
+    const cluster = new Cluster(this, this.nodeId, { name: c.name, addresses, version: this.version, started: Date.now() });
+    this.cluster = cluster;
+    this.addHook(cluster);
+    const joined = cluster.start();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(true), 10_000); });
+    if (await Promise.race([joined.then(() => false), late])) {
+      this.log.warn({ endpoints: c.etcd.endpoints }, 'cluster: etcd has not answered: serving local clients meanwhile');
+    }
+    clearTimeout(timer);
+  }
+
+  /** ClusterHost: the local store's barrier (never dirty without a store). */
+  get localBarrier(): Barrier {
+    return this.store ?? NO_BARRIER;
+  }
+
+  /** ClusterHost: a message from another node, for this node's subscribers only. */
+  deliverFromCluster(message: Message, scope: DeliveryScope): void {
+    this.router.publish(message, scope);
+  }
+
+  /** ClusterHost: the client id connected to another node; its connection here goes (v5 0x8E) [MQTT-3.1.4-3]. */
+  kickClient(clientId: string, node: string): void {
+    const conn = this.sessions.get(clientId)?.outlet as Connection | null | undefined;
+    if (!conn) return;
+    conn.closeReason = `session taken over by node ${node}`;
+    conn.close(RC.SESSION_TAKEN_OVER);
+  }
+
+  /** ClusterHost: connected clients. */
+  clientCount(): number {
+    return this.stats.clientsConnected;
   }
 
   /** Serves one client over any duplex stream (listeners call this; so do in-process tests). */
@@ -409,6 +469,7 @@ export class Broker implements SessionContext {
     for (const s of this.sessions.values()) {
       if (s.stored && s.outlet === null) this.persistSession(s);
     }
+    await this.cluster?.stop();
     await this.store?.close();
     await this.hooks.stop();
   }

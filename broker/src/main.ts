@@ -3,7 +3,8 @@
  * SIGTERM/SIGINT.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Broker } from './broker.js';
 import { SmqError } from './errors.js';
@@ -51,7 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  const nodeId = config.broker || randomUUID();
+  const nodeId = config.broker || keptNodeId(config.store.dir);
   // Asynchronous writes: lines logged while a write is under way go out together in the next one (a
   // connection storm logged one write(2) per line, 8 % of the broker's CPU); pino flushes what is left at exit.
   // A reader that stops taking stdout costs at most 8 MiB; lines past that are dropped, not queued.
@@ -60,7 +61,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let broker: Broker;
   let listeners: Bound[];
   try {
-    broker = new Broker(config, log, pkg.version);
+    broker = new Broker(config, log, pkg.version, nodeId);
     listeners = await broker.listen();
   } catch (err) {
     // Bad certificates, ACL or password files are configuration problems: say what, where, and stop.
@@ -121,3 +122,22 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/**
+ * A node id for a node configured without `broker`: generated once and kept in the data directory, so a
+ * restarted node is the same cluster member (its inbox waits for it); without a data directory, a new one.
+ */
+function keptNodeId(dir: string): string {
+  if (dir === '') return randomUUID();
+  const file = join(dir, 'node-id');
+  try {
+    const id = readFileSync(file, 'utf8').trim();
+    if (id !== '') return id;
+  } catch {
+    // not there yet
+  }
+  const id = randomUUID();
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, id + '\n');
+  return id;
+}

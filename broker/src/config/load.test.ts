@@ -115,7 +115,7 @@ describe('loadConfig: sources', () => {
       host: '0.0.0.0',
       port: 1883,
       tls: { ...DEFAULTS.tls, enable: false, verify: false, cert: 'ssl/server/cert.pem', key: 'ssl/server/key.pem' },
-      etcd: { endpoints: ['127.0.0.1:2379'] },
+      etcd: { ...DEFAULTS.etcd, endpoints: ['127.0.0.1:2379'] },
       http: { ...DEFAULTS.http, enable: true, host: '0.0.0.0', port: 8888 },
       bridge: { enable: false, type: 'kafka', kafka: { addr: ['127.0.0.1:9092'] } },
       notify: { enable: false, type: 'grpc', server: '127.0.0.1:9999' },

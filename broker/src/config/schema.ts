@@ -111,7 +111,7 @@ const KEYS = [
     path: 'cluster', kind: 'string', pattern: NON_EMPTY,
     description: 'cluster name, the same on every node of one cluster',
   },
-  { path: 'broker', kind: 'string', description: 'node id; generated at start-up when empty' },
+  { path: 'broker', kind: 'string', description: 'node id; when empty, generated once and kept in store.dir/node-id (a new one at each start without store.dir)' },
   { path: 'name', kind: 'string', pattern: NON_EMPTY, description: 'node name; defaults to the host name' },
   {
     path: 'worker', kind: 'int', min: 1, max: 1048576,
@@ -159,6 +159,15 @@ const KEYS = [
   {
     path: 'etcd.endpoints', kind: 'string-list',
     description: 'etcd servers (host:port) for clustering; empty runs standalone',
+  },
+  { path: 'etcd.username', kind: 'string', description: 'etcd user (etcd authentication); empty for none' },
+  { path: 'etcd.password', kind: 'string', description: "etcd user's password (or SMQ_ETCD_PASSWORD)" },
+  { path: 'etcd.ca', kind: 'string', description: 'CA bundle that verifies the etcd servers (PEM); set it to talk TLS to etcd' },
+  { path: 'etcd.cert', kind: 'string', description: 'client certificate for etcd (PEM), with etcd.key' },
+  { path: 'etcd.key', kind: 'string', description: 'private key of etcd.cert (PEM)' },
+  {
+    path: 'etcd.lease_ttl', kind: 'int', min: 2, max: 300,
+    description: 'seconds after which a node that stopped renewing its lease drops out of the cluster',
   },
 
   { path: 'http.enable', kind: 'bool', description: 'start the HTTP API service' },

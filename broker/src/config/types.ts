@@ -144,6 +144,17 @@ export interface MqttConfig {
   readonly retain_available: boolean;
 }
 
+/** etcd, for clustering (empty endpoints: standalone). */
+export interface EtcdConfig {
+  readonly endpoints: readonly string[];
+  readonly username: string;
+  readonly password: string;
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly lease_ttl: number;
+}
+
 /** The whole configuration, frozen once loaded. */
 export interface Config {
   /** Cluster name. */
@@ -161,7 +172,7 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly ws: WsConfig;
   readonly wss: WssConfig;
-  readonly etcd: { readonly endpoints: readonly string[] };
+  readonly etcd: EtcdConfig;
   readonly http: {
     readonly enable: boolean;
     readonly host: string;

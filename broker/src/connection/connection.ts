@@ -366,8 +366,8 @@ export class Connection implements Outlet, ClientInfo {
 
   /** Queues bytes behind the store's next commit when it has writes pending; one wait serves a whole commit. */
   private afterCommit(buf: Buffer): void {
-    const store = this.broker.store;
-    const dirty = store !== null && store.dirty;
+    const store = this.broker.barriers;
+    const dirty = store.dirty;
     if (this.held === null) {
       if (!dirty) {
         this.emit(buf);
@@ -376,7 +376,7 @@ export class Connection implements Outlet, ClientInfo {
       this.held = [];
     }
     this.held.push(buf);
-    if (!dirty || store === null) return; // covered by the commit already awaited
+    if (!dirty) return; // covered by the commit already awaited
     const commit = store.flush();
     if (commit === this.heldFor) return;
     // A newer commit covers everything before it; only the latest one releases the queue.

@@ -8,6 +8,19 @@ import { SharedGroup } from './shared.js';
 import { Subscription } from './subscription.js';
 import { TopicTree } from './topic-tree.js';
 
+/** Hears when a route (a filter, or a shared group as `$share/<name>/<filter>`) starts or stops having subscribers. */
+export interface RouteListener {
+  routeAdded(route: string): void;
+  routeRemoved(route: string): void;
+}
+
+/** Which of this node's subscribers a message from another node is for (see BatchEntry). */
+export interface DeliveryScope {
+  readonly normal: boolean;
+  /** Shared groups as `name` NUL `filter`. */
+  readonly groups: readonly string[];
+}
+
 /** What the topic tree stores: a session's own subscription, or a shared group. */
 type Route = Subscription | SharedGroup;
 
@@ -28,11 +41,36 @@ export class Router {
   private readonly strategy: SharedStrategy;
   /** Read authorization (ACL) for every delivery, or null when no hook asks: one check per publish. */
   canRead: ((client: ClientInfo, message: Message) => boolean) | null = null;
+  /** Subscriptions per route, kept so that a listener (the cluster) hears only first and last ones. */
+  private readonly routeRefs = new Map<string, number>();
+  private listener: RouteListener | null = null;
   /** Publish counter, used to stamp sessions while merging overlapping subscriptions without allocating. */
   private seq = 0;
 
   constructor(strategy: SharedStrategy) {
     this.strategy = strategy;
+  }
+
+  /** Sets who hears about routes; it is told of every route there is now, then of each change. */
+  listen(listener: RouteListener): void {
+    this.listener = listener;
+    for (const route of this.routeRefs.keys()) listener.routeAdded(route);
+  }
+
+  private ref(route: string): void {
+    const n = this.routeRefs.get(route) ?? 0;
+    this.routeRefs.set(route, n + 1);
+    if (n === 0) this.listener?.routeAdded(route);
+  }
+
+  private unref(route: string): void {
+    const n = this.routeRefs.get(route);
+    if (n === undefined) return;
+    if (n > 1) this.routeRefs.set(route, n - 1);
+    else {
+      this.routeRefs.delete(route);
+      this.listener?.routeRemoved(route);
+    }
   }
 
   /** Number of subscriptions (shared members counted one by one), kept as they come and go. */
@@ -48,7 +86,10 @@ export class Router {
       return existed;
     }
     const added = this.tree.set(sub.filter, sub.session.clientId, sub);
-    if (added) this.subscriptionCount++;
+    if (added) {
+      this.subscriptionCount++;
+      this.ref(sub.filter);
+    }
     return !added;
   }
 
@@ -60,6 +101,7 @@ export class Router {
       g = new SharedGroup(name, filter);
       this.groups.set(key, g);
       this.tree.set(filter, groupKey(name), g);
+      this.ref(`$share/${name}/${filter}`);
     }
     return g;
   }
@@ -72,11 +114,15 @@ export class Router {
       if (g.members.length === 0) {
         this.groups.delete(g.name + '\u0000' + g.filter);
         this.tree.delete(g.filter, groupKey(g.name));
+        this.unref(`$share/${g.name}/${g.filter}`);
       }
       return;
     }
     const current = this.tree.get(sub.filter, sub.session.clientId);
-    if (current === sub && this.tree.delete(sub.filter, sub.session.clientId)) this.subscriptionCount--;
+    if (current === sub && this.tree.delete(sub.filter, sub.session.clientId)) {
+      this.subscriptionCount--;
+      this.unref(sub.filter);
+    }
   }
 
   /**
@@ -84,7 +130,7 @@ export class Router {
    * several matching subscriptions gets one copy, at the highest granted QoS [MQTT-3.3.5-1], carrying every
    * matching subscription identifier (v5 3.3.4).
    */
-  publish(message: Message): number {
+  publish(message: Message, scope: DeliveryScope | null = null): number {
     const routes = this.tree.match(message.topic);
     const n = routes.length;
     if (n === 0) return 0;
@@ -92,9 +138,10 @@ export class Router {
     const canRead = this.canRead;
     let delivered = 0;
     // Pass 1: merge the subscriptions of each session onto the session itself (stamped by this publish).
+    const normal = scope === null || scope.normal;
     for (let i = 0; i < n; i++) {
       const r = routes[i] as Route;
-      if (r instanceof SharedGroup) continue;
+      if (r instanceof SharedGroup || !normal) continue;
       if (r.noLocal && r.session.clientId === message.origin) continue; // [MQTT-3.8.3-3]
       const s = r.session;
       if (canRead !== null && s.client !== null && !canRead(s.client, message)) continue;
@@ -113,6 +160,8 @@ export class Router {
     for (let i = 0; i < n; i++) {
       const r = routes[i] as Route;
       if (r instanceof SharedGroup) {
+        // A message from another node goes only to the groups that node gave it to here.
+        if (scope !== null && !scope.groups.includes(r.name + '\u0000' + r.filter)) continue;
         const m = r.pick(this.strategy, message, null);
         if (m && !(canRead !== null && m.session.client !== null && !canRead(m.session.client, message))) {
           m.session.deliver(message, minQos(message.qos, m.qos), m.retainAsPublished && message.retain, m.id ? [m.id] : undefined, r);
@@ -128,6 +177,11 @@ export class Router {
       delivered++;
     }
     return delivered;
+  }
+
+  /** True when this node has a member of the shared group (name, filter). */
+  hasGroup(name: string, filter: string): boolean {
+    return this.groups.has(name + '\u0000' + filter);
   }
 
   /** Sends a message to another member of its group than `leaving`; false when there is none. */

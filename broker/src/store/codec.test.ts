@@ -90,3 +90,19 @@ test('long strings and ids carried in the value (hashed keys) round-trip', () =>
   const s = { clientId: id, username: 'ü', expiryInterval: 0xffffffff, disconnectedAt: 0, subscriptions: [], will: null };
   assert.deepStrictEqual(dec.session('HASH', undefined, enc.session('HASH', true, s)), s);
 });
+
+test('a cluster batch round-trips its messages, targets and groups, and is bound to its inbox key', () => {
+  const enc = new Encoder();
+  const dec = new Decoder();
+  const entries = [
+    { message: message(Buffer.from('hello')), normal: true, groups: [] },
+    { message: { ...message(Buffer.from('xyz')), topic: 'b/c', qos: 1 as const }, normal: false, groups: ['g\u0000b/#', 'h\u0000+/c'] },
+  ];
+  const value = enc.batch('/smq/c/inbox/n2/n1/1', entries);
+  const back = dec.batch('/smq/c/inbox/n2/n1/1', value);
+  assert.deepEqual(back.map((e) => [e.message.topic, e.message.qos, e.message.payload.toString(), e.normal, e.groups]), [
+    ['a/b/🙂', 2, 'hello', true, []],
+    ['b/c', 1, 'xyz', false, ['g\u0000b/#', 'h\u0000+/c']],
+  ]);
+  assert.throws(() => dec.batch('/smq/c/inbox/n3/n1/1', value), CodecError, 'the same bytes under another key are refused');
+});

@@ -25,6 +25,16 @@ export const KIND_RETAINED = 0x72; // 'r'
 export const KIND_SESSION = 0x73; // 's'
 export const KIND_DELIVERY = 0x64; // 'd'
 export const KIND_INCOMING = 0x69; // 'i'
+export const KIND_BATCH = 0x62; // 'b': messages from one node to another (cluster inbox)
+
+/** One message in a cluster batch: for the target's ordinary subscribers and/or some of its shared groups. */
+export interface BatchEntry {
+  readonly message: StoredMessage;
+  /** Deliver to the target's ordinary (non-shared) subscriptions. */
+  readonly normal: boolean;
+  /** Shared groups (`name` NUL `filter`) this message was given to on the target. */
+  readonly groups: readonly string[];
+}
 
 /** A value that does not decode: damaged bytes or another format. */
 export class CodecError extends Error {}
@@ -272,6 +282,21 @@ export class Encoder {
     return w.end(KIND_DELIVERY, keyPart, d.seq);
   }
 
+  /** A batch of messages for a cluster inbox; `keyPart` is the inbox key, so a value cannot be moved. */
+  batch(keyPart: string, entries: readonly BatchEntry[]): Buffer {
+    const w = this.w;
+    w.begin();
+    w.varuint(entries.length, 'batch length');
+    for (const e of entries) {
+      writeMessage(w, e.message);
+      w.u8(e.normal ? 1 : 0);
+      w.varuint(e.groups.length, 'group count');
+      for (const g of e.groups) w.str(g);
+    }
+    // A copy: the slab is shared, and the value leaves for the network after this returns.
+    return Buffer.from(w.end(KIND_BATCH, keyPart, -1));
+  }
+
   incoming(keyPart: string, embedId: boolean, clientId: string, packetId: number): Buffer {
     this.w.begin();
     if (embedId) this.w.str(clientId);
@@ -288,6 +313,21 @@ export class Decoder {
     if (crc32(value, identityCrc(kind, keyPart, n)) !== CRC_RESIDUE) throw new CodecError('checksum mismatch');
     if (value[0] !== FORMAT) throw new CodecError(`value has format ${value[0]}, expected ${FORMAT}`);
     return new Reader(value);
+  }
+
+  batch(keyPart: string, value: Buffer): BatchEntry[] {
+    const r = this.open(KIND_BATCH, keyPart, -1, value);
+    const n = r.varuint();
+    const out: BatchEntry[] = [];
+    for (let i = 0; i < n; i++) {
+      const message = readMessage(r);
+      const normal = r.u8() === 1;
+      const groups: string[] = [];
+      for (let g = r.varuint(); g > 0; g--) groups.push(r.str());
+      out.push({ message, normal, groups });
+    }
+    r.end();
+    return out;
   }
 
   retained(keyPart: string, value: Buffer): StoredMessage {

@@ -1,0 +1,206 @@
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { SharedStrategy } from '../config/types.js';
+import type { ClientInfo, Hook } from '../hooks/types.js';
+import { Message } from '../message/message.js';
+import type { DeliveryScope, Router } from '../routing/router.js';
+import type { Barrier, Barriers } from '../store/barrier.js';
+import type { BatchEntry } from '../store/codec.js';
+import { ClientRegistry } from './clients.js';
+import { connectEtcd } from './etcd.js';
+import { Inbox } from './inbox.js';
+import { Keys } from './keys.js';
+import { type MemberInfo, Membership } from './members.js';
+import { Outbox } from './outbox.js';
+import { RetainedSync } from './retained.js';
+import { Routes } from './routes.js';
+import type { Config } from '../config/types.js';
+
+/** What the cluster needs from the broker. */
+export interface ClusterHost {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly router: Router;
+  readonly barriers: Barriers;
+  /** The local store's barrier (inbox batches are deleted once their deliveries are durable). */
+  readonly localBarrier: Barrier;
+  /** Delivers a message from another node to this node's subscribers (no hooks, no retained). */
+  deliverFromCluster(message: Message, scope: DeliveryScope): void;
+  /** Connected clients, for the member record. */
+  clientCount(): number;
+  /** Disconnects a client (v5 0x8E) whose id connected to another node. */
+  kickClient(clientId: string, node: string): void;
+}
+
+/** One message on its way to one node. */
+class Target implements BatchEntry {
+  normal = false;
+  readonly groups: string[] = [];
+  constructor(readonly message: Message) {}
+}
+
+/**
+ * Clustering through etcd (section "Cluster" of the README): membership, routes, inboxes and retained messages.
+ * Nodes never talk to each other; each writes to etcd and watches it. As a hook it sees every message published
+ * on this node and sends it to the nodes with matching routes.
+ */
+export class Cluster implements Hook {
+  readonly name = 'cluster';
+  readonly keys: Keys;
+  private readonly client: Etcd3;
+  private readonly log: Logger;
+  readonly membership: Membership;
+  readonly routes: Routes;
+  readonly outbox: Outbox;
+  readonly inbox: Inbox;
+  readonly retained: RetainedSync;
+  readonly clients: ClientRegistry;
+  private readonly strategy: SharedStrategy;
+  /** Round-robin position per shared group, for picking the node that gets a message. */
+  private readonly turns = new Map<string, number>();
+  private started = false;
+  private stopped = false;
+
+  constructor(
+    private readonly host: ClusterHost,
+    readonly nodeId: string,
+    self: Omit<MemberInfo, 'id' | 'clients'>,
+  ) {
+    const cfg = host.config;
+    this.log = host.log.child({ component: 'cluster' });
+    this.client = connectEtcd(cfg.etcd);
+    this.keys = new Keys(cfg.cluster);
+    this.strategy = cfg.mqtt.shared_strategy;
+    this.routes = new Routes(this.client, this.keys, nodeId, this.log);
+    this.outbox = new Outbox(this.client, this.keys, nodeId, this.log);
+    this.inbox = new Inbox(this.client, this.keys, nodeId, this.log, (e) => this.deliver(e), host.localBarrier);
+    this.retained = new RetainedSync(this.client, this.keys, this.log, {
+      set: (topic, m) => host.router.retained.set(topic, m),
+      delete: (topic) => host.router.retained.delete(topic),
+    });
+    this.clients = new ClientRegistry(
+      this.client, this.keys, nodeId, this.log, () => this.membership.current, (id, by) => host.kickClient(id, by),
+    );
+    this.membership = new Membership(
+      this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
+      (lease) => this.routes.useLease(lease), () => host.clientCount(),
+    );
+  }
+
+  /**
+   * Joins the cluster: retained messages and routes are read first, then the inbox (what waited while this node
+   * was away), then the node registers and publishes its routes. Retries until etcd answers or stop() is called.
+   */
+  async start(): Promise<void> {
+    const steps: (() => Promise<void>)[] = [
+      () => this.retained.start(),
+      () => this.routes.start(),
+      () => this.inbox.start(),
+      () => this.membership.start(),
+      () => this.clients.start(),
+    ];
+    let step = 0;
+    for (let delay = 500; step < steps.length && !this.stopped; ) {
+      try {
+        await (steps[step] as () => Promise<void>)();
+        step++;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, endpoints: this.host.config.etcd.endpoints }, 'cluster: etcd not reachable: retrying');
+        await new Promise((r) => setTimeout(r, delay).unref());
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+    if (this.stopped) return;
+    this.host.router.listen(this.routes);
+    this.host.barriers.add(this.outbox);
+    this.host.barriers.add(this.retained);
+    this.started = true;
+    this.log.info({ node: this.nodeId, cluster: this.host.config.cluster, members: [...this.membership.members.keys()] }, 'joined the cluster');
+  }
+
+  /** Hook: a message published on this node goes to every other node with a matching route. */
+  onPublish(_client: ClientInfo | null, message: Message): void {
+    if (!this.started) return;
+    // $SYS topics describe this node; each node publishes its own.
+    if (message.topic.startsWith('$SYS/')) return;
+    if (message.retain) this.retained.set(message);
+    const routes = this.routes.match(message.topic);
+    if (routes.length === 0) return;
+    const targets = new Map<string, Target>();
+    let groups: Map<string, string[]> | null = null;
+    for (const r of routes) {
+      if (r.group === null) {
+        let t = targets.get(r.node);
+        if (t === undefined) targets.set(r.node, (t = new Target(message)));
+        t.normal = true;
+        continue;
+      }
+      // A group with a member here keeps the message here (the local router delivers it).
+      if (this.host.router.hasGroup(r.group, r.filter)) continue;
+      const key = `${r.group}\u0000${r.filter}`;
+      groups ??= new Map();
+      const nodes = groups.get(key);
+      if (nodes === undefined) groups.set(key, [r.node]);
+      else nodes.push(r.node);
+    }
+    if (groups !== null) {
+      for (const [key, nodes] of groups) {
+        const node = this.pickNode(key, nodes, message);
+        let t = targets.get(node);
+        if (t === undefined) targets.set(node, (t = new Target(message)));
+        t.groups.push(key);
+      }
+    }
+    for (const [node, t] of targets) this.outbox.add(node, t);
+  }
+
+  /** Hook: a client connected here claims its id cluster-wide. */
+  onConnected(client: ClientInfo): void {
+    if (this.started) this.clients.connected(client.clientId);
+  }
+
+  /** Hook: a client left. */
+  onDisconnected(client: ClientInfo): void {
+    if (this.started) this.clients.disconnected(client.clientId);
+  }
+
+  /** One node of those with members of a shared group, by the configured strategy. */
+  private pickNode(group: string, nodes: string[], message: Message): string {
+    if (nodes.length === 1) return nodes[0] as string;
+    nodes.sort();
+    let i: number;
+    if (this.strategy === 'random') i = Math.floor(Math.random() * nodes.length);
+    else if (this.strategy === 'hash_clientid') i = hash(message.origin) % nodes.length;
+    else if (this.strategy === 'hash_topic') i = hash(message.topic) % nodes.length;
+    else {
+      i = (this.turns.get(group) ?? 0) % nodes.length;
+      this.turns.set(group, i + 1);
+    }
+    return nodes[i] as string;
+  }
+
+  private deliver(entry: BatchEntry): void {
+    const m = entry.message;
+    this.host.deliverFromCluster(m instanceof Message ? m : Message.restore(m), entry);
+  }
+
+  /** Leaves the cluster: pending writes are given up to 2 s, then the lease is revoked. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.started) {
+      const written = Promise.all([this.outbox.flush(), this.retained.flush()]).catch(() => undefined);
+      await Promise.race([written, new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
+    this.outbox.stop();
+    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop()]).catch(() => undefined);
+    await this.membership.stop().catch(() => undefined);
+    this.client.close();
+  }
+}
+
+/** FNV-1a: a stable spread of client ids over nodes for the `hash` strategy. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}

@@ -1,0 +1,91 @@
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Barrier } from '../store/barrier.js';
+import { type BatchEntry, Decoder } from '../store/codec.js';
+import { MAX_TXN_OPS } from './etcd.js';
+import type { Keys } from './keys.js';
+import { watchPrefix, type PrefixWatch } from './watch.js';
+
+/** Consumed batches are deleted this long after the first of them, many per transaction. */
+const DELETE_DELAY_MS = 5;
+
+/**
+ * This node's inbox: batches other nodes wrote to `inbox/<self>/`. Each is delivered to local subscribers as it
+ * arrives (on start, what waited while the node was down comes first, in the order it was written) and deleted
+ * once what it delivered is durable here, so a crash in between delivers it again rather than losing it.
+ */
+export class Inbox {
+  private readonly decoder = new Decoder();
+  private consumed: string[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private watch: PrefixWatch | null = null;
+  /** Batches and messages received, for metrics. */
+  batches = 0;
+  messages = 0;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keys,
+    private readonly self: string,
+    private readonly log: Logger,
+    private readonly deliver: (entry: BatchEntry) => void,
+    private readonly local: Barrier,
+  ) {}
+
+  async start(): Promise<void> {
+    this.watch = await watchPrefix(this.client, this.keys.inbox(this.self), this.log, {
+      put: (key, value) => this.consume(key, value),
+      delete: () => undefined, // our own deletes coming back
+    });
+  }
+
+  private consume(key: string, value: Buffer): void {
+    let entries: BatchEntry[];
+    try {
+      entries = this.decoder.batch(key, value);
+    } catch (err) {
+      this.log.error({ key, err: (err as Error).message }, 'cluster: damaged inbox batch dropped');
+      this.consumed.push(key);
+      this.scheduleDelete();
+      return;
+    }
+    this.batches++;
+    this.messages += entries.length;
+    for (const e of entries) this.deliver(e);
+    this.consumed.push(key);
+    this.scheduleDelete();
+  }
+
+  private scheduleDelete(): void {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.deleteConsumed();
+    }, DELETE_DELAY_MS);
+  }
+
+  private async deleteConsumed(): Promise<void> {
+    const keys = this.consumed;
+    this.consumed = [];
+    try {
+      // What these batches put into persistent sessions must be on disk before the batches go.
+      if (this.local.dirty) await this.local.flush();
+      for (let i = 0; i < keys.length; i += MAX_TXN_OPS) {
+        const ops = keys.slice(i, i + MAX_TXN_OPS).map((k) => this.client.delete().key(k));
+        await this.client.if(keys[i] as string, 'Version', '>', -1).then(...ops).commit();
+      }
+    } catch (err) {
+      // Left in etcd: they are read again (and delivered again) after a restart, never lost.
+      this.log.warn({ err: (err as Error).message, batches: keys.length }, 'cluster: deleting consumed inbox batches failed: retrying');
+      this.consumed.push(...keys);
+      setTimeout(() => this.scheduleDelete(), 1000).unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.watch?.cancel();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.consumed.length > 0) await this.deleteConsumed();
+  }
+}

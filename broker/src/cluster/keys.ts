@@ -1,0 +1,70 @@
+/**
+ * The etcd key layout of one cluster, all under `/smq/<cluster>/` (README, "Cluster"):
+ *
+ *   members/<node>                    lease   who is up: id, name, addresses, version, start time, load
+ *   routes/<node>/<filter>            lease   a node has subscribers for <filter> (or `$share/<group>/<filter>`)
+ *   inbox/<target>/<source>/<seq>             a batch of messages from <source> for <target>, deleted once consumed
+ *   retained/<topic>                          the retained message of <topic>
+ *   clients/<client id>               lease   the node a client id is connected to
+ *   takeover/<node>/<client id>       lease   asks <node> to disconnect a client that connected elsewhere
+ *
+ * Keys that carry a lease vanish with the node that wrote them; inbox and retained keys outlive restarts.
+ */
+export class Keys {
+  readonly root: string;
+  readonly members: string;
+  readonly routes: string;
+  readonly retainedPrefix: string;
+  private readonly inboxes: string;
+  private readonly clients: string;
+  private readonly takeovers: string;
+
+  constructor(cluster: string) {
+    this.root = `/smq/${cluster}/`;
+    this.members = this.root + 'members/';
+    this.routes = this.root + 'routes/';
+    this.retainedPrefix = this.root + 'retained/';
+    this.inboxes = this.root + 'inbox/';
+    this.clients = this.root + 'clients/';
+    this.takeovers = this.root + 'takeover/';
+  }
+
+  client(clientId: string): string {
+    return this.clients + clientId;
+  }
+
+  /** Takeover requests for `node`; the client id is the rest of the key. */
+  takeover(node: string, clientId = ''): string {
+    return `${this.takeovers}${node}/${clientId}`;
+  }
+
+  member(node: string): string {
+    return this.members + node;
+  }
+
+  route(node: string, route: string): string {
+    return `${this.routes}${node}/${route}`;
+  }
+
+  /** Splits a route key into its node and route, or null for a key of another shape. */
+  parseRoute(key: string): { node: string; route: string } | null {
+    if (!key.startsWith(this.routes)) return null;
+    const rest = key.slice(this.routes.length);
+    const slash = rest.indexOf('/');
+    if (slash <= 0) return null;
+    return { node: rest.slice(0, slash), route: rest.slice(slash + 1) };
+  }
+
+  inbox(target: string): string {
+    return `${this.inboxes}${target}/`;
+  }
+
+  /** Sequence numbers are fixed-width so that keys sort in the order they were written. */
+  inboxKey(target: string, source: string, seq: number): string {
+    return `${this.inboxes}${target}/${source}/${String(seq).padStart(17, '0')}`;
+  }
+
+  retained(topic: string): string {
+    return this.retainedPrefix + topic;
+  }
+}

@@ -1,0 +1,168 @@
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import { type BatchEntry, Encoder } from '../store/codec.js';
+import type { Barrier } from '../store/barrier.js';
+import type { Keys } from './keys.js';
+
+/** A batch is written this long after its first message, unless it fills up first. */
+const LINGER_MS = 2;
+/** Messages per etcd write at most (a value stays far below etcd's 1.5 MiB request limit at MQTT sizes). */
+const BATCH_MAX = 1000;
+/** Messages waiting for all targets together; past it QoS 0 messages are dropped (and counted). */
+const QUEUE_MAX = 200_000;
+
+/** A batch for one target. */
+class Batch {
+  readonly entries: BatchEntry[] = [];
+  /** undefined while unwritten, null once written, the error if it was given up on. */
+  private result: Error | null | undefined = undefined;
+  private settle: { resolve: () => void; reject: (err: Error) => void } | null = null;
+  private promise: Promise<void> | null = null;
+
+  /** Resolves when this batch is in etcd (made on demand: most QoS 0 batches are never waited for). */
+  get written(): Promise<void> {
+    if (this.result === null) return Promise.resolve();
+    if (this.result !== undefined) return Promise.reject(this.result);
+    this.promise ??= new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    return this.promise;
+  }
+
+  done(err: Error | null): void {
+    this.result = err;
+    if (this.settle === null) return;
+    if (err === null) this.settle.resolve();
+    else this.settle.reject(err);
+  }
+}
+
+/** The messages for one target node: the batch being filled, and whether a write is under way. */
+class Target {
+  open: Batch = new Batch();
+  writing: Batch | null = null;
+  seq: number;
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(seq: number) {
+    this.seq = seq;
+  }
+}
+
+/**
+ * Messages for other nodes, batched per target: a batch goes to `inbox/<target>/<self>/<seq>` in one etcd put,
+ * LINGER_MS after its first message or when it holds BATCH_MAX, with one put per target in flight (so batches
+ * land in order) while the next one fills. As a Barrier it holds back the acknowledgement of a QoS 1/2 publish
+ * until the batches holding it are written. A failed put is tried again until etcd takes it: meanwhile the node
+ * serves its own clients and messages wait here, QoS 0 ones up to QUEUE_MAX.
+ */
+export class Outbox implements Barrier {
+  private readonly targets = new Map<string, Target>();
+  private readonly encoder = new Encoder();
+  private queued = 0;
+  /** Durable entries were added since the last flush(). */
+  private durable = false;
+  private stopped = false;
+  /** QoS 0 messages dropped because the queue was full. */
+  dropped = 0;
+  /** etcd writes made and messages carried, for metrics and the benchmark. */
+  writes = 0;
+  carried = 0;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keys,
+    private readonly self: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Queues a message for a target node. */
+  add(target: string, entry: BatchEntry): void {
+    const durable = entry.message.qos > 0;
+    if (!durable && this.queued >= QUEUE_MAX) {
+      this.dropped++;
+      return;
+    }
+    let t = this.targets.get(target);
+    if (t === undefined) {
+      // Sequence numbers start from the clock, so a restarted node's keys sort after those it wrote before.
+      t = new Target(Date.now() * 1000);
+      this.targets.set(target, t);
+    }
+    t.open.entries.push(entry);
+    this.queued++;
+    if (durable) this.durable = true;
+    if (t.open.entries.length >= BATCH_MAX) this.send(target, t);
+    else if (t.timer === null && t.writing === null) t.timer = setTimeout(() => this.send(target, t), LINGER_MS);
+  }
+
+  get dirty(): boolean {
+    return this.durable;
+  }
+
+  /** Resolves once everything queued so far is in etcd. */
+  flush(): Promise<void> {
+    this.durable = false;
+    const waits: Promise<void>[] = [];
+    for (const [target, t] of this.targets) {
+      if (t.open.entries.length > 0) {
+        waits.push(t.open.written);
+        if (t.writing === null) this.send(target, t);
+      }
+      if (t.writing !== null) waits.push(t.writing.written);
+    }
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  private send(target: string, t: Target): void {
+    if (t.timer !== null) {
+      clearTimeout(t.timer);
+      t.timer = null;
+    }
+    if (t.writing !== null || t.open.entries.length === 0 || this.stopped) return;
+    const batch = t.open;
+    t.open = new Batch();
+    t.writing = batch;
+    this.write(target, t, batch, 0);
+  }
+
+  private write(target: string, t: Target, batch: Batch, attempt: number): void {
+    t.seq = Math.max(t.seq + 1, Date.now() * 1000);
+    const key = this.keys.inboxKey(target, this.self, t.seq);
+    const value = this.encoder.batch(key, batch.entries);
+    this.client.put(key).value(value).exec().then(
+      () => {
+        this.writes++;
+        this.carried += batch.entries.length;
+        this.queued -= batch.entries.length;
+        t.writing = null;
+        batch.done(null);
+        if (t.open.entries.length > 0) this.send(target, t);
+      },
+      (err: unknown) => {
+        if (this.stopped) {
+          batch.done(err as Error);
+          return;
+        }
+        if (attempt === 0) this.log.warn({ target, messages: batch.entries.length, err: (err as Error).message }, 'cluster: inbox write failed: retrying');
+        const delay = Math.min(100 * 2 ** attempt, 2000);
+        setTimeout(() => this.write(target, t, batch, attempt + 1), delay).unref();
+      },
+    );
+  }
+
+  /** Forgets a target that left the cluster for good (its messages are not delivered). */
+  forget(target: string): void {
+    const t = this.targets.get(target);
+    if (t === undefined || t.writing !== null) return;
+    if (t.timer !== null) clearTimeout(t.timer);
+    this.queued -= t.open.entries.length;
+    t.open.done(null);
+    this.targets.delete(target);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.targets.values()) if (t.timer !== null) clearTimeout(t.timer);
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * 60 cluster: three broker processes and a real etcd (Debian's etcd-server on loopback). Publishes cross nodes
+ * for QoS 0/1/2 and both protocol versions, a shared group spread over nodes gets each message exactly once,
+ * retained messages are cluster-wide, and acknowledged QoS 1 messages survive a node's SIGKILL and an etcd
+ * outage.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
+
+const T = { timeout: 60_000 };
+let etcd: RunningEtcd;
+const nodes: RunningBroker[] = [];
+const clients = new Set<MqttClient>();
+const cluster = `t${process.pid}`;
+let seq = 0;
+
+function topic(name: string): string {
+  return `cluster/${++seq}/${name}`;
+}
+
+/** Starts node `id` of the test cluster, with a data directory so it can come back as itself. */
+function startNode(id: string, dir = mkdtempSync(join(tmpdir(), `smq-${id}-`))): Promise<RunningBroker> {
+  return startBroker({
+    config: {
+      cluster,
+      broker: id,
+      etcd: { endpoints: [etcd.endpoint], lease_ttl: 5 },
+      store: { dir },
+      ws: { enable: false },
+      // The kill test parks 2,000 messages for an offline session.
+      mqtt: { max_queued: 100_000 },
+    },
+    timeoutMs: 30_000,
+  });
+}
+
+interface Received {
+  topic: string;
+  payload: string;
+  qos: number;
+  retain: boolean;
+}
+
+/** A connected MQTT.js client and what it received. */
+class Client {
+  readonly got: Received[] = [];
+  private waiters = new Set<() => void>();
+
+  constructor(readonly mqtt: MqttClient) {
+    mqtt.on('message', (t, payload, packet) => {
+      this.got.push({ topic: t, payload: payload.toString(), qos: packet.qos, retain: packet.retain });
+      for (const w of this.waiters) w();
+    });
+  }
+
+  /** Resolves once `cond` holds on what was received; re-checked on every message. */
+  until(cond: (got: Received[]) => boolean, timeoutMs = 15_000, what = 'messages'): Promise<void> {
+    if (cond(this.got)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!cond(this.got)) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`${what} not received within ${timeoutMs} ms; got ${this.got.length}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+}
+
+async function open(node: RunningBroker, version: 4 | 5, options: IClientOptions = {}): Promise<Client> {
+  const m = connect(`mqtt://127.0.0.1:${node.port}`, {
+    protocolVersion: version,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    clientId: `c${++seq}`,
+    ...options,
+  });
+  clients.add(m);
+  const c = new Client(m);
+  await new Promise<void>((resolve, reject) => {
+    m.once('connect', () => resolve());
+    m.once('error', reject);
+  });
+  return c;
+}
+
+/**
+ * Waits until a route is known cluster-wide: publishes QoS 0 probes from `pub` until `sub` receives one. Route
+ * changes travel through etcd, so a subscription is not visible elsewhere at the instant of its SUBACK.
+ */
+async function routable(pub: Client, sub: Client, t: string): Promise<void> {
+  const probe = `${t}/probe`;
+  let n = 0;
+  const timer = setInterval(() => pub.mqtt.publish(probe, `p${n++}`, { qos: 0 }), 50);
+  try {
+    await sub.until((got) => got.some((r) => r.topic === probe), 15_000, `a probe on ${probe}`);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+before(async () => {
+  etcd = await startEtcd();
+  nodes.push(...(await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id)))));
+});
+
+after(async () => {
+  for (const c of clients) c.end(true);
+  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+  await etcd.destroy();
+});
+
+for (const version of [4, 5] as const) {
+  describe(`[v${version}] publish across nodes`, () => {
+    for (const qos of [0, 1, 2] as const) {
+      test(`QoS ${qos}: a message published on n1 reaches a subscriber on n2, in order`, T, async () => {
+        const t = topic(`q${qos}`);
+        const sub = await open(nodes[1]!, version);
+        await sub.mqtt.subscribeAsync(`${t}/#`, { qos });
+        const pub = await open(nodes[0]!, version);
+        await routable(pub, sub, t);
+        const count = 200;
+        for (let i = 0; i < count; i++) await pub.mqtt.publishAsync(`${t}/m`, `m${i}`, { qos });
+        await sub.until((got) => got.filter((r) => r.topic === `${t}/m`).length >= count, 15_000, `${count} messages`);
+        const got = sub.got.filter((r) => r.topic === `${t}/m`);
+        assert.deepEqual(got.map((r) => r.payload), Array.from({ length: count }, (_, i) => `m${i}`));
+        assert.ok(got.every((r) => r.qos === qos));
+      });
+    }
+  });
+}
+
+test('a shared group with members on two nodes gets each message exactly once, from a third node', T, async () => {
+  const t = topic('shared');
+  const a = await open(nodes[0]!, 5);
+  const b = await open(nodes[1]!, 5);
+  await a.mqtt.subscribeAsync(`$share/g/${t}/#`, { qos: 1 });
+  await b.mqtt.subscribeAsync(`$share/g/${t}/#`, { qos: 1 });
+  const pub = await open(nodes[2]!, 5);
+  // Both members must be known on n3 before counting: probe until each has received one.
+  const probe = `${t}/probe`;
+  let n = 0;
+  const timer = setInterval(() => pub.mqtt.publish(probe, `p${n++}`, { qos: 0 }), 50);
+  await Promise.all([a, b].map((c) => c.until((got) => got.some((r) => r.topic === probe), 15_000, 'a probe')));
+  clearInterval(timer);
+  const count = 300;
+  for (let i = 0; i < count; i++) await pub.mqtt.publishAsync(`${t}/m`, `m${i}`, { qos: 1 });
+  const both = (): Received[] => [...a.got, ...b.got].filter((r) => r.topic === `${t}/m`);
+  // Either member may take the last message: wait on both.
+  const waits = [a, b].map((c) => c.until(() => both().length >= count, 15_000, `${count} messages over both members`));
+  for (const w of waits) w.catch(() => undefined); // the slower one may time out after the other saw them all
+  await Promise.race(waits);
+  const payloads = both().map((r) => r.payload).sort();
+  assert.deepEqual(payloads, Array.from({ length: count }, (_, i) => `m${i}`).sort(), 'each message exactly once');
+  assert.ok(a.got.some((r) => r.topic === `${t}/m`) && b.got.some((r) => r.topic === `${t}/m`), 'both nodes took a share');
+});
+
+test('a retained message set on n1 is sent to a new subscriber on n3, and a clear on n2 clears it everywhere', T, async () => {
+  const t = topic('retained');
+  const pub = await open(nodes[0]!, 4);
+  await pub.mqtt.publishAsync(t, 'kept', { qos: 1, retain: true });
+  // The PUBACK came after etcd had it; n3 hears of it through its watch, so ask until it has it.
+  const sub = await open(nodes[2]!, 4);
+  for (let i = 0; !sub.got.some((r) => r.topic === t); i++) {
+    assert.ok(i < 100, 'retained message never reached n3');
+    await sub.mqtt.subscribeAsync(t, { qos: 1 });
+    await sub.until((got) => got.some((r) => r.topic === t), 100).catch(() => sub.mqtt.unsubscribeAsync(t));
+  }
+  assert.deepEqual(sub.got.find((r) => r.topic === t), { topic: t, payload: 'kept', qos: 1, retain: true });
+  const clearer = await open(nodes[1]!, 4);
+  await clearer.mqtt.publishAsync(t, '', { qos: 1, retain: true });
+  const late = await open(nodes[2]!, 4);
+  const local = await open(nodes[2]!, 4); // publishes the marker on the subscriber's own node
+  for (let i = 0; ; i++) {
+    await late.mqtt.subscribeAsync(t, { qos: 1 });
+    // A marker published after the subscription: once it arrives, any retained message would have come first.
+    const marker = `${t}/marker/${i}`;
+    await late.mqtt.subscribeAsync(marker, { qos: 1 });
+    await local.mqtt.publishAsync(marker, 'm', { qos: 1 });
+    await late.until((got) => got.some((r) => r.topic === marker), 10_000, 'the marker');
+    if (!late.got.some((r) => r.topic === t)) break;
+    assert.ok(i < 50, 'the cleared retained message was still sent by n3');
+    late.got.length = 0;
+    await late.mqtt.unsubscribeAsync(t);
+  }
+});
+
+test('SIGKILL of the subscriber node mid-stream: every acknowledged QoS 1 message reaches the persistent session after it returns', T, async () => {
+  const t = topic('kill');
+  const dir = mkdtempSync(join(tmpdir(), 'smq-n4-'));
+  let n4 = await startNode('n4', dir);
+  nodes.push(n4);
+  const id = `persistent-${seq}`;
+  const sub = await open(n4, 4, { clientId: id, clean: false });
+  await sub.mqtt.subscribeAsync(`${t}/#`, { qos: 1 });
+  const pub = await open(nodes[0]!, 4);
+  await routable(pub, sub, t);
+  sub.mqtt.end(true);
+  // Pipelined, so the whole stream fits well inside the lease: until it expires, n1 keeps routing to n4.
+  const count = 2000;
+  const acked: string[] = [];
+  let kill: Promise<unknown> | null = null;
+  await Promise.all(Array.from({ length: count }, (_, i) => pub.mqtt.publishAsync(`${t}/m`, `m${i}`, { qos: 1 }).then(() => {
+    acked.push(`m${i}`);
+    if (acked.length === 500) kill = n4.stop('SIGKILL');
+  })));
+  assert.ok(kill !== null);
+  await kill;
+  n4 = await startNode('n4', dir);
+  nodes.push(n4);
+  const back = await open(n4, 4, { clientId: id, clean: false });
+  await back.until((got) => new Set(got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload)).size >= count, 30_000, `${count} messages`);
+  const got = new Set(back.got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload));
+  assert.deepEqual(acked.filter((p) => !got.has(p)), [], 'no acknowledged message lost');
+});
+
+test('etcd stopped and restarted mid-stream: nodes keep serving, and every acknowledged QoS 1 message arrives', T, async () => {
+  const t = topic('outage');
+  const sub = await open(nodes[1]!, 4);
+  await sub.mqtt.subscribeAsync(`${t}/#`, { qos: 1 });
+  const pub = await open(nodes[0]!, 4);
+  await routable(pub, sub, t);
+  // A client on n1 alone keeps being served while etcd is away.
+  const local = await open(nodes[0]!, 4);
+  await local.mqtt.subscribeAsync(`${t}/local`, { qos: 0 });
+  const count = 400;
+  const sent: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    if (i === 100) {
+      await etcd.stop();
+      pub.mqtt.publish(`${t}/local`, 'while etcd is down', { qos: 0 });
+      await local.until((got) => got.some((r) => r.topic === `${t}/local`), 5000, 'a local message during the outage');
+      setTimeout(() => void etcd.restart(), 2000);
+    }
+    sent.push(pub.mqtt.publishAsync(`${t}/m`, `m${i}`, { qos: 1 }));
+  }
+  await Promise.all(sent);
+  await sub.until((got) => new Set(got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload)).size >= count, 30_000, `${count} messages`);
+  for (const n of nodes.slice(0, 3)) assert.equal(n.proc.exitCode, null, 'no node crashed');
+});
