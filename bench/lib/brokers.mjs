@@ -27,6 +27,8 @@ function smqConfig(port, opts, tls) {
     `mqtt:\n  max_queued: ${opts.maxQueued}`,
   ];
   if (tls) lines.push(`tls:\n  enable: true\n  port: ${tls.port}\n  cert: ${tls.cert}\n  key: ${tls.key}`);
+  // A cluster node (bench/scenarios/cluster.mjs): etcd endpoints, cluster name, node id.
+  if (opts.cluster) lines.push(`cluster: ${opts.cluster.name}`, `broker: ${opts.cluster.node}`, `etcd:\n  endpoints: [${opts.cluster.etcd}]`);
   return lines.join('\n') + '\n';
 }
 
