@@ -196,6 +196,19 @@ test('a retained message set on n1 is sent to a new subscriber on n3, and a clea
   }
 });
 
+test('a client id connecting to n2 while connected to n1 takes over: n1 disconnects it with 0x8E [MQTT-3.1.4-3]', T, async () => {
+  const id = `takeover-${++seq}`;
+  const first = await open(nodes[0]!, 5, { clientId: id });
+  const disconnected = new Promise<number | undefined>((resolve) => {
+    first.mqtt.once('disconnect', (packet) => resolve(packet.reasonCode));
+  });
+  const closed = new Promise<void>((resolve) => first.mqtt.once('close', () => resolve()));
+  const second = await open(nodes[1]!, 5, { clientId: id });
+  assert.equal(await disconnected, 0x8e);
+  await closed;
+  assert.ok(second.mqtt.connected, 'the new connection stays');
+});
+
 test('SIGKILL of the subscriber node mid-stream: every acknowledged QoS 1 message reaches the persistent session after it returns', T, async () => {
   const t = topic('kill');
   const dir = mkdtempSync(join(tmpdir(), 'smq-n4-'));

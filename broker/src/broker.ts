@@ -185,6 +185,11 @@ export class Broker implements SessionContext {
     conn.close(RC.SESSION_TAKEN_OVER);
   }
 
+  /** A promise while cross-node buffers are congested (publishers then pause until it resolves), else null. */
+  congestion(): Promise<void> | null {
+    return this.cluster === null ? null : this.cluster.outbox.congestion();
+  }
+
   /** ClusterHost: connected clients. */
   clientCount(): number {
     return this.stats.clientsConnected;

@@ -6,14 +6,22 @@ import type { Keys } from './keys.js';
 
 /** A batch is written this long after its first message, unless it fills up first. */
 const LINGER_MS = 2;
-/** Messages per etcd write at most (a value stays far below etcd's 1.5 MiB request limit at MQTT sizes). */
+/** Messages per etcd write at most. */
 const BATCH_MAX = 1000;
+/** Payload bytes per etcd write at most: etcd refuses requests over 1.5 MiB. */
+const BATCH_BYTES = 512 * 1024;
+/** A message this large cannot cross etcd at all; it is dropped for remote subscribers (and counted). */
+const MESSAGE_MAX = 1024 * 1024;
 /** Messages waiting for all targets together; past it QoS 0 messages are dropped (and counted). */
 const QUEUE_MAX = 200_000;
+/** Past this many waiting messages, publishing connections pause (congestion()) until LOW is reached. */
+const QUEUE_HIGH = 20_000;
+const QUEUE_LOW = 5_000;
 
 /** A batch for one target. */
 class Batch {
   readonly entries: BatchEntry[] = [];
+  bytes = 0;
   /** undefined while unwritten, null once written, the error if it was given up on. */
   private result: Error | null | undefined = undefined;
   private settle: { resolve: () => void; reject: (err: Error) => void } | null = null;
@@ -37,9 +45,10 @@ class Batch {
   }
 }
 
-/** The messages for one target node: the batch being filled, and whether a write is under way. */
+/** The messages for one target node: the batch being filled, full ones waiting, and the one being written. */
 class Target {
   open: Batch = new Batch();
+  readonly full: Batch[] = [];
   writing: Batch | null = null;
   seq: number;
   timer: NodeJS.Timeout | null = null;
@@ -63,6 +72,10 @@ export class Outbox implements Barrier {
   /** Durable entries were added since the last flush(). */
   private durable = false;
   private stopped = false;
+  /** Resolves once the queue is back under QUEUE_LOW; null while it is not congested. */
+  private relief: { promise: Promise<void>; resolve: () => void } | null = null;
+  /** The last write failed: etcd is away. */
+  private failing = false;
   /** QoS 0 messages dropped because the queue was full. */
   dropped = 0;
   /** etcd writes made and messages carried, for metrics and the benchmark. */
@@ -79,7 +92,9 @@ export class Outbox implements Barrier {
   /** Queues a message for a target node. */
   add(target: string, entry: BatchEntry): void {
     const durable = entry.message.qos > 0;
-    if (!durable && this.queued >= QUEUE_MAX) {
+    const size = entry.message.payload.length + entry.message.topic.length;
+    if ((!durable && this.queued >= QUEUE_MAX) || size > MESSAGE_MAX) {
+      if (size > MESSAGE_MAX) this.log.warn({ target, topic: entry.message.topic, bytes: size }, 'cluster: message too large for etcd: not sent to the other node');
       this.dropped++;
       return;
     }
@@ -89,11 +104,32 @@ export class Outbox implements Barrier {
       t = new Target(Date.now() * 1000);
       this.targets.set(target, t);
     }
+    if (t.open.bytes + size > BATCH_BYTES && t.open.entries.length > 0) this.close(t);
     t.open.entries.push(entry);
+    t.open.bytes += size;
     this.queued++;
     if (durable) this.durable = true;
-    if (t.open.entries.length >= BATCH_MAX) this.send(target, t);
-    else if (t.timer === null && t.writing === null) t.timer = setTimeout(() => this.send(target, t), LINGER_MS);
+    if (t.open.entries.length >= BATCH_MAX) {
+      this.close(t);
+      this.send(target, t);
+    } else if (t.timer === null && t.writing === null) t.timer = setTimeout(() => this.send(target, t), LINGER_MS);
+  }
+
+  /**
+   * While more than QUEUE_HIGH messages wait, a promise that resolves once fewer than QUEUE_LOW do: the
+   * publishing connection stops reading until then, so a flood of QoS 0 publishes slows to what etcd carries
+   * (TCP pushes back on the publisher) instead of being read and dropped.
+   */
+  congestion(): Promise<void> | null {
+    if (this.relief !== null) return this.relief.promise;
+    // While etcd is away, local clients are not held up for it: QoS 0 for other nodes is dropped past QUEUE_MAX.
+    if (this.queued < QUEUE_HIGH || this.failing) return null;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.relief = { promise, resolve };
+    return promise;
   }
 
   get dirty(): boolean {
@@ -105,23 +141,33 @@ export class Outbox implements Barrier {
     this.durable = false;
     const waits: Promise<void>[] = [];
     for (const [target, t] of this.targets) {
-      if (t.open.entries.length > 0) {
-        waits.push(t.open.written);
-        if (t.writing === null) this.send(target, t);
-      }
+      for (const b of t.full) waits.push(b.written);
+      if (t.open.entries.length > 0) waits.push(t.open.written);
       if (t.writing !== null) waits.push(t.writing.written);
+      else this.send(target, t);
     }
     return Promise.all(waits).then(() => undefined);
   }
 
+  /** The open batch is full: it waits for its turn, and a new one opens. */
+  private close(t: Target): void {
+    t.full.push(t.open);
+    t.open = new Batch();
+  }
+
+  /** Writes the next batch (a full one first) unless a write to this target is under way. */
   private send(target: string, t: Target): void {
     if (t.timer !== null) {
       clearTimeout(t.timer);
       t.timer = null;
     }
-    if (t.writing !== null || t.open.entries.length === 0 || this.stopped) return;
-    const batch = t.open;
-    t.open = new Batch();
+    if (t.writing !== null || this.stopped) return;
+    let batch = t.full.shift();
+    if (batch === undefined) {
+      if (t.open.entries.length === 0) return;
+      batch = t.open;
+      t.open = new Batch();
+    }
     t.writing = batch;
     this.write(target, t, batch, 0);
   }
@@ -135,15 +181,23 @@ export class Outbox implements Barrier {
         this.writes++;
         this.carried += batch.entries.length;
         this.queued -= batch.entries.length;
+        this.failing = false;
+        if (this.relief !== null && this.queued < QUEUE_LOW) {
+          this.relief.resolve();
+          this.relief = null;
+        }
         t.writing = null;
         batch.done(null);
-        if (t.open.entries.length > 0) this.send(target, t);
+        if (t.full.length > 0 || t.open.entries.length > 0) this.send(target, t);
       },
       (err: unknown) => {
         if (this.stopped) {
           batch.done(err as Error);
           return;
         }
+        this.failing = true;
+        this.relief?.resolve();
+        this.relief = null;
         if (attempt === 0) this.log.warn({ target, messages: batch.entries.length, err: (err as Error).message }, 'cluster: inbox write failed: retrying');
         const delay = Math.min(100 * 2 ** attempt, 2000);
         setTimeout(() => this.write(target, t, batch, attempt + 1), delay).unref();
@@ -156,13 +210,17 @@ export class Outbox implements Barrier {
     const t = this.targets.get(target);
     if (t === undefined || t.writing !== null) return;
     if (t.timer !== null) clearTimeout(t.timer);
-    this.queued -= t.open.entries.length;
-    t.open.done(null);
+    for (const b of [...t.full, t.open]) {
+      this.queued -= b.entries.length;
+      b.done(null);
+    }
     this.targets.delete(target);
   }
 
   stop(): void {
     this.stopped = true;
+    this.relief?.resolve();
+    this.relief = null;
     for (const t of this.targets.values()) if (t.timer !== null) clearTimeout(t.timer);
   }
 }

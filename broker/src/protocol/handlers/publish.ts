@@ -65,28 +65,30 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   } else {
     rc = broker.hooks.authorizePublish(conn, message);
   }
-  if (typeof rc === 'number') {
-    finish(conn, message, id, rc);
-    return;
-  }
+  if (typeof rc === 'number') return finish(conn, message, id, rc);
   // An asynchronous ACL backend: the connection holds later packets until this one is done.
   return rc.then((code) => finish(conn, message, id, code));
 }
 
-/** Routes an authorized message and acknowledges it (or refuses it, in v5). */
-function finish(conn: Connection, message: Message, id: number, rc: number): void {
+/**
+ * Routes an authorized message and acknowledges it (or refuses it, in v5). Returns a promise while the broker
+ * is congested (cross-node buffers full): the connection reads nothing more from this client until then.
+ */
+function finish(conn: Connection, message: Message, id: number, rc: number): Promise<void> | void {
   const broker = conn.broker;
   const session = conn.session;
   if (session === null || conn.closed) return;
   if (rc === RC.SUCCESS) broker.route(conn, message);
   else broker.stats.publishDenied++;
   const qos = message.qos;
-  if (qos === 0) return;
+  const congested = broker.congestion();
+  if (qos === 0) return congested ?? undefined;
   if (qos === 2 && rc === RC.SUCCESS) session.addIncoming(id);
   // Acknowledgements wait for the store when this message was written there: what is acknowledged is durable.
   // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
   if (rc === RC.SUCCESS || conn.protocolVersion !== 5) conn.ackId(qos === 1 ? PUBACK : PUBREC, id);
   else conn.ack({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: rc });
+  return congested ?? undefined;
 }
 
 /** Inbound topic aliases (v5 3.3.2.3.4). */
