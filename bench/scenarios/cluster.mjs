@@ -119,3 +119,55 @@ function crossLatency(rate) {
 }
 
 export const scenarios = [crossNode(0), crossNode(1), crossLatency(1000)];
+
+/**
+ * How long 100,000 subscriptions (distinct filters, 100 clients x 1,000, SUBSCRIBE packets of 100 filters) made
+ * on node 2 take to become routable from node 1: from the first SUBSCRIBE until a message published on node 1
+ * to the last filter's topic arrives.
+ */
+const routable = {
+  id: 'cluster-routes-100k',
+  title: 'cross-node: 100,000 new subscriptions routable from another node',
+  unit: 's',
+  better: 'lower',
+  async run(broker, ctx) {
+    if (broker.name !== 'smq') return { value: null, generatorCpu: [], extra: { note: 'no etcd cluster' } };
+    const { default: mqtt } = await import('mqtt-packet');
+    const net = await import('node:net');
+    const clientsN = ctx.quick ? 10 : 100;
+    const perClient = 1000;
+    const connect = (port, id) => new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('error', reject);
+      s.write(mqtt.generate({ cmd: 'connect', clientId: id, protocolVersion: 4, keepalive: 0 }));
+      s.once('data', () => resolve(s));
+    });
+    return withCluster(ctx, async (n1, n2) => {
+      const last = `bench/routes/${clientsN - 1}/${perClient - 1}`;
+      const pub = await connect(n1.port, 'bench-routes-pub');
+      const subs = [];
+      for (let c = 0; c < clientsN; c++) subs.push(await connect(n2.port, `bench-routes-${c}`));
+      const lastSub = subs[clientsN - 1];
+      const arrived = new Promise((resolve) => lastSub.on('data', (d) => { if (d.includes(Buffer.from(last))) resolve(); }));
+      const t0 = performance.now();
+      for (let c = 0; c < clientsN; c++) {
+        for (let p = 0; p < perClient / 100; p++) {
+          const subscriptions = Array.from({ length: 100 }, (_, k) => ({ topic: `bench/routes/${c}/${p * 100 + k}`, qos: 0 }));
+          subs[c].write(mqtt.generate({ cmd: 'subscribe', messageId: p + 1, subscriptions }));
+        }
+      }
+      const probe = mqtt.generate({ cmd: 'publish', topic: last, payload: 'x', qos: 0 });
+      const timer = setInterval(() => pub.write(probe), 20);
+      const limit = new Promise((_, reject) => setTimeout(() => reject(new Error('not routable within 120 s')), 120_000).unref());
+      try {
+        await Promise.race([arrived, limit]);
+      } finally {
+        clearInterval(timer);
+        for (const s of [pub, ...subs]) s.destroy();
+      }
+      return { value: (performance.now() - t0) / 1000, generatorCpu: [], extra: { subscriptions: clientsN * perClient } };
+    });
+  },
+};
+
+scenarios.push(routable);
