@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Etcd3 } from 'etcd3';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
@@ -30,7 +31,7 @@ function startNode(id: string, dir = mkdtempSync(join(tmpdir(), `smq-${id}-`))):
     config: {
       cluster,
       broker: id,
-      etcd: { endpoints: [etcd.endpoint], lease_ttl: 5 },
+      etcd: { endpoints: [etcd.endpoint], lease_ttl: 5, orphan_ttl: 2 },
       store: { dir },
       ws: { enable: false },
       // The kill test parks 2,000 messages for an offline session.
@@ -236,6 +237,32 @@ test('SIGKILL of the subscriber node mid-stream: every acknowledged QoS 1 messag
   await back.until((got) => new Set(got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload)).size >= count, 30_000, `${count} messages`);
   const got = new Set(back.got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload));
   assert.deepEqual(acked.filter((p) => !got.has(p)), [], 'no acknowledged message lost');
+});
+
+test('the inbox of a node that left for good is deleted after etcd.orphan_ttl', T, async () => {
+  const t = topic('orphan');
+  const n5 = await startNode('n5');
+  nodes.push(n5);
+  const sub = await open(n5, 4, { clientId: `orphan-${seq}`, clean: false });
+  await sub.mqtt.subscribeAsync(`${t}/#`, { qos: 1 });
+  const pub = await open(nodes[0]!, 4);
+  await routable(pub, sub, t);
+  await n5.stop('SIGKILL');
+  // Acknowledged once it is in n5's inbox: n5's routes last until its lease expires.
+  await pub.mqtt.publishAsync(`${t}/m`, 'for a node that never returns', { qos: 1 });
+  const kv = new Etcd3({ hosts: `http://${etcd.endpoint}` });
+  try {
+    const prefix = `/smq/${cluster}/inbox/n5/`;
+    assert.ok((await kv.getAll().prefix(prefix).keys()).length > 0, 'the message waits in the inbox of n5');
+    // Lease expiry (5 s), then orphan_ttl (2 s) and a sweep: poll etcd until the inbox is gone.
+    const deadline = Date.now() + 40_000;
+    while ((await kv.getAll().prefix(prefix).keys()).length > 0) {
+      assert.ok(Date.now() < deadline, 'the inbox of n5 was never removed');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    kv.close();
+  }
 });
 
 test('etcd stopped and restarted mid-stream: nodes keep serving, and every acknowledged QoS 1 message arrives', T, async () => {

@@ -7,6 +7,7 @@ import type { DeliveryScope, Router } from '../routing/router.js';
 import type { Barrier, Barriers } from '../store/barrier.js';
 import type { BatchEntry } from '../store/codec.js';
 import { ClientRegistry } from './clients.js';
+import { InboxCollector } from './collector.js';
 import { connectEtcd } from './etcd.js';
 import { Inbox } from './inbox.js';
 import { Keys } from './keys.js';
@@ -55,6 +56,7 @@ export class Cluster implements Hook {
   readonly inbox: Inbox;
   readonly retained: RetainedSync;
   readonly clients: ClientRegistry;
+  readonly collector: InboxCollector;
   private readonly strategy: SharedStrategy;
   /** Round-robin position per shared group, for picking the node that gets a message. */
   private readonly turns = new Map<string, number>();
@@ -80,6 +82,9 @@ export class Cluster implements Hook {
     });
     this.clients = new ClientRegistry(
       this.client, this.keys, nodeId, this.log, () => this.membership.current, (id, by) => host.kickClient(id, by),
+    );
+    this.collector = new InboxCollector(
+      this.client, this.keys, nodeId, this.log, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000,
     );
     this.membership = new Membership(
       this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
@@ -114,6 +119,7 @@ export class Cluster implements Hook {
     this.host.router.listen(this.routes);
     this.host.barriers.add(this.outbox);
     this.host.barriers.add(this.retained);
+    this.collector.start();
     this.started = true;
     this.log.info({ node: this.nodeId, cluster: this.host.config.cluster, members: [...this.membership.members.keys()] }, 'joined the cluster');
   }
@@ -192,6 +198,7 @@ export class Cluster implements Hook {
       await Promise.race([written, new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     this.outbox.stop();
+    this.collector.stop();
     await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop()]).catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     this.client.close();

@@ -15,7 +15,8 @@ export class Keys {
   readonly members: string;
   readonly routes: string;
   readonly retainedPrefix: string;
-  private readonly inboxes: string;
+  /** The prefix of every inbox. */
+  readonly inboxes: string;
   private readonly clients: string;
   private readonly takeovers: string;
 
@@ -57,6 +58,13 @@ export class Keys {
 
   inbox(target: string): string {
     return `${this.inboxes}${target}/`;
+  }
+
+  /** The target node of an inbox key, or null. */
+  inboxTarget(key: string): string | null {
+    if (!key.startsWith(this.inboxes)) return null;
+    const slash = key.indexOf('/', this.inboxes.length);
+    return slash < 0 ? null : key.slice(this.inboxes.length, slash);
   }
 
   /** Sequence numbers are fixed-width so that keys sort in the order they were written. */

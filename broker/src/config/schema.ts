@@ -169,6 +169,10 @@ const KEYS = [
     path: 'etcd.lease_ttl', kind: 'int', min: 2, max: 300,
     description: 'seconds after which a node that stopped renewing its lease drops out of the cluster',
   },
+  {
+    path: 'etcd.orphan_ttl', kind: 'int', min: 1, max: INT32,
+    description: 'seconds after which the inbox of a node that left the cluster (and did not return) is deleted',
+  },
 
   { path: 'http.enable', kind: 'bool', description: 'start the HTTP API service' },
   { path: 'http.host', kind: 'string', pattern: NON_EMPTY, description: 'HTTP API listen address' },

@@ -153,6 +153,7 @@ export interface EtcdConfig {
   readonly cert: string;
   readonly key: string;
   readonly lease_ttl: number;
+  readonly orphan_ttl: number;
 }
 
 /** The whole configuration, frozen once loaded. */

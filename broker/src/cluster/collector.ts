@@ -1,0 +1,64 @@
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Keys } from './keys.js';
+
+/**
+ * Removes the inboxes of nodes that left the cluster and did not come back within `etcd.orphan_ttl` seconds
+ * (a node scaled away, or one that came back under a new id): nobody would ever read them. Every other key of a
+ * node is bound to its lease and goes with it. One node sweeps (the first member id in order), now and then.
+ */
+export class InboxCollector {
+  /** Target -> when this node first saw its inbox without its member. */
+  private readonly absentSince = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keys,
+    private readonly self: string,
+    private readonly log: Logger,
+    private readonly members: () => ReadonlySet<string> | Iterable<string>,
+    private readonly orphanTtlMs: number,
+  ) {}
+
+  start(): void {
+    const every = Math.min(this.orphanTtlMs, 60_000);
+    this.timer = setInterval(() => void this.sweep().catch((err: unknown) => {
+      this.log.debug({ err: (err as Error).message }, 'cluster: inbox sweep failed');
+    }), every);
+    this.timer.unref();
+  }
+
+  /** One pass; returns the inboxes it removed. */
+  async sweep(now = Date.now()): Promise<string[]> {
+    const members = new Set(this.members());
+    const first = [...members].sort()[0];
+    if (first !== undefined && first !== this.self) return [];
+    const keys = await this.client.getAll().prefix(this.keys.inboxes).keys();
+    const targets = new Set<string>();
+    for (const key of keys) {
+      const t = this.keys.inboxTarget(key);
+      if (t !== null) targets.add(t);
+    }
+    const removed: string[] = [];
+    for (const t of targets) {
+      if (members.has(t) || t === this.self) {
+        this.absentSince.delete(t);
+        continue;
+      }
+      const since = this.absentSince.get(t) ?? now;
+      this.absentSince.set(t, since);
+      if (now - since < this.orphanTtlMs) continue;
+      await this.client.delete().prefix(this.keys.inbox(t)).exec();
+      this.absentSince.delete(t);
+      removed.push(t);
+      this.log.info({ node: t }, 'cluster: removed the inbox of a node that left the cluster');
+    }
+    for (const t of this.absentSince.keys()) if (!targets.has(t)) this.absentSince.delete(t);
+    return removed;
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+}
