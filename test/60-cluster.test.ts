@@ -210,6 +210,32 @@ test('a client id connecting to n2 while connected to n1 takes over: n1 disconne
   assert.ok(second.mqtt.connected, 'the new connection stays');
 });
 
+test('a persistent session moves to the node its client reconnects to, with its subscriptions and queued messages', T, async () => {
+  const t = topic('move');
+  const id = `mover-${++seq}`;
+  const first = await open(nodes[0]!, 4, { clientId: id, clean: false });
+  await first.mqtt.subscribeAsync(`${t}/#`, { qos: 1 });
+  const pub = await open(nodes[2]!, 4);
+  await routable(pub, first, t);
+  first.mqtt.end(true);
+  await new Promise<void>((r) => first.mqtt.once('close', () => r()));
+  const count = 50;
+  for (let i = 0; i < count; i++) await pub.mqtt.publishAsync(`${t}/m`, `m${i}`, { qos: 1 });
+  // Reconnect to n2: the session comes from n1 with the 50 queued messages.
+  const m = connect(`mqtt://127.0.0.1:${nodes[1]!.port}`, { protocolVersion: 4, reconnectPeriod: 0, clientId: id, clean: false });
+  clients.add(m);
+  const moved = new Client(m);
+  const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+    m.once('connect', (p) => resolve(p));
+    m.once('error', reject);
+  });
+  assert.equal(connack.sessionPresent, true, 'CONNACK says the session is present');
+  await moved.until((got) => got.filter((r) => r.topic === `${t}/m`).length >= count, 15_000, `${count} queued messages`);
+  assert.deepEqual(moved.got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload), Array.from({ length: count }, (_, i) => `m${i}`));
+  // The subscription moved too: a new publish on n3 reaches it on n2.
+  await routable(pub, moved, `${t}/after`);
+});
+
 test('SIGKILL of the subscriber node mid-stream: every acknowledged QoS 1 message reaches the persistent session after it returns', T, async () => {
   const t = topic('kill');
   const dir = mkdtempSync(join(tmpdir(), 'smq-n4-'));

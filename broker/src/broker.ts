@@ -30,6 +30,7 @@ import type { Store } from './store/types.js';
 import { SysPublisher } from './sys/sys.js';
 import { Barriers, type Barrier } from './store/barrier.js';
 import { Cluster } from './cluster/cluster.js';
+import { type MovingSession, snapshotOf } from './cluster/sessions.js';
 import type { DeliveryScope } from './routing/router.js';
 
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
@@ -190,6 +191,33 @@ export class Broker implements SessionContext {
     return this.cluster === null ? null : this.cluster.outbox.congestion();
   }
 
+  /** ClusterHost: gives up a persistent session to another node (its client, if here, is disconnected). */
+  surrender(clientId: string, by: string): MovingSession | null {
+    const session = this.sessions.get(clientId);
+    if (session === undefined || session.ended || session.expiryInterval === 0) return null;
+    const conn = session.outlet as Connection | null;
+    if (conn !== null) {
+      conn.closeReason = `session taken over by node ${by}`;
+      conn.close(RC.SESSION_TAKEN_OVER);
+      this.release(conn, true);
+    }
+    const record = sessionRecord(session);
+    const deliveries = [...session.inflight.values(), ...session.queue].map((d) => storedDelivery(clientId, d));
+    const incoming = [...session.incomingQos2];
+    session.pendingWill = null; // it travels in the record
+    this.endSession(session);
+    return { session: record, deliveries, incoming };
+  }
+
+  /** ClusterHost: a persistent session that came from another node. */
+  adopt(moving: MovingSession): void {
+    restore(this, snapshotOf(moving));
+    const session = this.sessions.get(moving.session.clientId);
+    if (session === undefined) return;
+    session.stored = false; // not in this node's store yet: write it all
+    this.persistSession(session);
+  }
+
   /** ClusterHost: connected clients. */
   clientCount(): number {
     return this.stats.clientsConnected;
@@ -263,6 +291,7 @@ export class Broker implements SessionContext {
     session.client = conn;
     session.disconnectedAt = 0;
     this.persistSession(session);
+    if (session.expiryInterval > 0) this.cluster?.claimSession(id);
     return { sessionPresent: present }; // [MQTT-3.2.2-1..3]
   }
 
@@ -367,6 +396,7 @@ export class Broker implements SessionContext {
   endSession(session: Session): void {
     if (session.ended) return;
     session.ended = true;
+    if (session.expiryInterval > 0 || session.stored) this.cluster?.releaseSession(session.clientId);
     session.clearTimers();
     for (const sub of session.end()) this.router.remove(sub);
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);

@@ -8,6 +8,7 @@ import type { Barrier, Barriers } from '../store/barrier.js';
 import type { BatchEntry } from '../store/codec.js';
 import { ClientRegistry } from './clients.js';
 import { InboxCollector } from './collector.js';
+import { type SessionHost, SessionMover } from './sessions.js';
 import { connectEtcd } from './etcd.js';
 import { Inbox } from './inbox.js';
 import { Keys } from './keys.js';
@@ -18,7 +19,7 @@ import { Routes } from './routes.js';
 import type { Config } from '../config/types.js';
 
 /** What the cluster needs from the broker. */
-export interface ClusterHost {
+export interface ClusterHost extends SessionHost {
   readonly config: Config;
   readonly log: Logger;
   readonly router: Router;
@@ -57,6 +58,7 @@ export class Cluster implements Hook {
   readonly retained: RetainedSync;
   readonly clients: ClientRegistry;
   readonly collector: InboxCollector;
+  readonly sessions: SessionMover;
   private readonly strategy: SharedStrategy;
   /** Round-robin position per shared group, for picking the node that gets a message. */
   private readonly turns = new Map<string, number>();
@@ -83,6 +85,10 @@ export class Cluster implements Hook {
     this.clients = new ClientRegistry(
       this.client, this.keys, nodeId, this.log, () => this.membership.current, (id, by) => host.kickClient(id, by),
     );
+    this.sessions = new SessionMover(
+      this.client, this.keys, nodeId, this.log, () => this.membership.current, host,
+      (node) => this.membership.members.has(node),
+    );
     this.collector = new InboxCollector(
       this.client, this.keys, nodeId, this.log, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000,
     );
@@ -103,6 +109,7 @@ export class Cluster implements Hook {
       () => this.inbox.start(),
       () => this.membership.start(),
       () => this.clients.start(),
+      () => this.sessions.start(),
     ];
     let step = 0;
     for (let delay = 500; step < steps.length && !this.stopped; ) {
@@ -160,6 +167,25 @@ export class Cluster implements Hook {
     for (const [node, t] of targets) this.outbox.add(node, t);
   }
 
+  /** Before a client resumes a persistent session: fetches it when another node holds it. */
+  async fetchSession(clientId: string): Promise<void> {
+    if (!this.started) return;
+    try {
+      await this.sessions.fetch(clientId);
+    } catch (err) {
+      this.log.warn({ clientId, err: (err as Error).message }, 'cluster: fetching a session failed: starting a new one');
+    }
+  }
+
+  /** A persistent session is held here now (or no longer). */
+  claimSession(clientId: string): void {
+    if (this.started) this.sessions.claim(clientId);
+  }
+
+  releaseSession(clientId: string): void {
+    if (this.started) this.sessions.release(clientId);
+  }
+
   /** Hook: a client connected here claims its id cluster-wide. */
   onConnected(client: ClientInfo): void {
     if (this.started) this.clients.connected(client.clientId);
@@ -199,7 +225,7 @@ export class Cluster implements Hook {
     }
     this.outbox.stop();
     this.collector.stop();
-    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop()]).catch(() => undefined);
+    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.sessions.stop()]).catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     this.client.close();
   }

@@ -7,6 +7,9 @@
  *   retained/<topic>                          the retained message of <topic>
  *   clients/<client id>               lease   the node a client id is connected to
  *   takeover/<node>/<client id>       lease   asks <node> to disconnect a client that connected elsewhere
+ *   sessions/<client id>                      the node holding the client's persistent session
+ *   handoff/<node>/<client id>        lease   asks <node> for a persistent session (value: the asking node)
+ *   sessions-moving/<client id>       lease   a persistent session on its way to the node that asked for it
  *
  * Keys that carry a lease vanish with the node that wrote them; inbox and retained keys outlive restarts.
  */
@@ -28,6 +31,21 @@ export class Keys {
     this.inboxes = this.root + 'inbox/';
     this.clients = this.root + 'clients/';
     this.takeovers = this.root + 'takeover/';
+  }
+
+  /** The node holding a persistent session. */
+  session(clientId: string): string {
+    return `${this.root}sessions/${clientId}`;
+  }
+
+  /** Session requests for `node`; the client id is the rest of the key. */
+  handoff(node: string, clientId = ''): string {
+    return `${this.root}handoff/${node}/${clientId}`;
+  }
+
+  /** A session in transit. */
+  moving(clientId: string): string {
+    return `${this.root}sessions-moving/${clientId}`;
   }
 
   client(clientId: string): string {

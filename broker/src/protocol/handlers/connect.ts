@@ -36,6 +36,12 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     return;
   }
   if (conn.closed) return; // the client went away while we were authenticating
+  const cluster = conn.broker.cluster;
+  if (!packet.clean && cluster !== null && !conn.broker.sessions.has(conn.clientId)) {
+    // Its persistent session may be on another node: it moves here first.
+    await cluster.fetchSession(conn.clientId);
+    if (conn.closed) return;
+  }
   const { sessionPresent } = conn.broker.openSession(conn, packet, props);
   const keepalive = keepAlive(conn, packet, props);
   const connack: IConnackPacket = { cmd: 'connack', sessionPresent };
