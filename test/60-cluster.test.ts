@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { makeCertificates } from './helpers/certs.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 
 const T = { timeout: 60_000 };
@@ -288,6 +289,28 @@ test('the inbox of a node that left for good is deleted after etcd.orphan_ttl', 
     }
   } finally {
     kv.close();
+  }
+});
+
+test('etcd over mutual TLS (etcd.ca, etcd.cert, etcd.key): a node joins; with a CA that does not sign etcd it does not', T, async () => {
+  const certs = makeCertificates();
+  const secure = await startEtcd({
+    cert: certs.server.cert, key: certs.server.key, ca: certs.ca.cert, clientCert: certs.client.cert, clientKey: certs.client.key,
+  });
+  try {
+    const etcdTls = { endpoints: [secure.endpoint], ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key };
+    const good = await startBroker({ config: { cluster: `tls${process.pid}`, broker: 'tls-1', etcd: etcdTls, ws: { enable: false } }, timeoutMs: 30_000 });
+    nodes.push(good);
+    await good.waitForLog((r) => r['msg'] === 'joined the cluster', 15_000);
+    const bad = await startBroker({
+      config: { cluster: `tls${process.pid}`, broker: 'tls-2', etcd: { ...etcdTls, ca: certs.otherCa.cert }, ws: { enable: false } },
+      timeoutMs: 30_000,
+    });
+    nodes.push(bad);
+    await bad.waitForLog((r) => r['msg'] === 'cluster: etcd not reachable: retrying', 15_000);
+    assert.ok(!bad.logs.some((r) => r['msg'] === 'joined the cluster'), 'a node that cannot verify etcd must not join');
+  } finally {
+    await secure.destroy();
   }
 });
 
