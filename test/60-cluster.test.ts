@@ -314,6 +314,31 @@ test('etcd over mutual TLS (etcd.ca, etcd.cert, etcd.key): a node joins; with a 
   }
 });
 
+test('etcd with authentication (etcd.username, etcd.password): the right password joins, a wrong one does not', T, async () => {
+  const guarded = await startEtcd();
+  const admin = new Etcd3({ hosts: `http://${guarded.endpoint}` });
+  try {
+    await admin.role('root').create().catch(() => undefined); // built in on some versions
+    await admin.user('root').create('root-secret');
+    await admin.user('root').addRole('root');
+    await admin.auth.authEnable();
+    const etcdAuth = { endpoints: [guarded.endpoint], username: 'root', password: 'root-secret' };
+    const good = await startBroker({ config: { cluster: `auth${process.pid}`, broker: 'auth-1', etcd: etcdAuth, ws: { enable: false } }, timeoutMs: 30_000 });
+    nodes.push(good);
+    await good.waitForLog((r) => r['msg'] === 'joined the cluster', 15_000);
+    const bad = await startBroker({
+      config: { cluster: `auth${process.pid}`, broker: 'auth-2', etcd: { ...etcdAuth, password: 'wrong' }, ws: { enable: false } },
+      timeoutMs: 30_000,
+    });
+    nodes.push(bad);
+    await bad.waitForLog((r) => r['msg'] === 'cluster: etcd not reachable: retrying', 15_000);
+    assert.ok(!bad.logs.some((r) => r['msg'] === 'joined the cluster'), 'a wrong password must not join');
+  } finally {
+    admin.close();
+    await guarded.destroy();
+  }
+});
+
 test('etcd stopped and restarted mid-stream: nodes keep serving, and every acknowledged QoS 1 message arrives', T, async () => {
   const t = topic('outage');
   const sub = await open(nodes[1]!, 4);
