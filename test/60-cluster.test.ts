@@ -37,6 +37,7 @@ function startNode(id: string, dir = mkdtempSync(join(tmpdir(), `smq-${id}-`))):
       ws: { enable: false },
       // The kill test parks 2,000 messages for an offline session.
       mqtt: { max_queued: 100_000 },
+      sys_interval: 1,
     },
     timeoutMs: 30_000,
   });
@@ -142,6 +143,16 @@ for (const version of [4, 5] as const) {
     }
   });
 }
+
+test('$SYS/broker/cluster/... counts cross-node traffic: messages sent through etcd and the members', T, async () => {
+  const watcher = await open(nodes[0]!, 4);
+  await watcher.mqtt.subscribeAsync('$SYS/broker/cluster/#', { qos: 0 });
+  const value = (t: string): number => Number(watcher.got.filter((r) => r.topic === t).at(-1)?.payload ?? NaN);
+  // The QoS tests above sent messages from n1 to n2; n1 reports them within a sys_interval.
+  await watcher.until(() => value('$SYS/broker/cluster/messages/sent') > 0 && value('$SYS/broker/cluster/members') >= 3, 10_000, 'cluster counters');
+  assert.ok(value('$SYS/broker/cluster/etcd/writes') > 0);
+  assert.ok(value('$SYS/broker/cluster/etcd/writes') < value('$SYS/broker/cluster/messages/sent'), 'batched: fewer writes than messages');
+});
 
 test('a shared group with members on two nodes gets each message exactly once, from a third node', T, async () => {
   const t = topic('shared');

@@ -42,6 +42,16 @@ export class SysPublisher {
     this.publish(String(s.bytesSent), '$SYS/broker/bytes/sent');
     this.publish(String(b.router.subscriptionCount), '$SYS/broker/subscriptions/count');
     this.publish(String(b.router.retained.size), '$SYS/broker/retained messages/count');
+    const c = b.cluster;
+    if (c !== null) {
+      // Cross-node traffic of this node: messages sent to and received from other nodes through etcd, the
+      // etcd writes that carried them, and QoS 0 messages for other nodes dropped while etcd was away.
+      this.publish(String(c.membership.members.size), '$SYS/broker/cluster/members');
+      this.publish(String(c.outbox.carried), '$SYS/broker/cluster/messages/sent');
+      this.publish(String(c.inbox.messages), '$SYS/broker/cluster/messages/received');
+      this.publish(String(c.outbox.dropped), '$SYS/broker/cluster/messages/dropped');
+      this.publish(String(c.outbox.writes), '$SYS/broker/cluster/etcd/writes');
+    }
   }
 
   /** Publishes only values that changed, as Mosquitto does, to keep `$SYS` traffic low. */
