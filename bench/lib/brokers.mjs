@@ -27,6 +27,8 @@ function smqConfig(port, opts, tls) {
     `mqtt:\n  max_queued: ${opts.maxQueued}`,
   ];
   if (tls) lines.push(`tls:\n  enable: true\n  port: ${tls.port}\n  cert: ${tls.cert}\n  key: ${tls.key}`);
+  // Durable scenarios: the LMDB store in the broker's temporary directory, fsync before acknowledging (default).
+  if (opts.durable) lines.push(`store:\n  dir: ${opts.dir}/data`);
   // A cluster node (bench/scenarios/cluster.mjs): etcd endpoints, cluster name, node id.
   if (opts.cluster) lines.push(`cluster: ${opts.cluster.name}`, `broker: ${opts.cluster.node}`, `etcd:\n  endpoints: [${opts.cluster.etcd}]`);
   return lines.join('\n') + '\n';
@@ -43,6 +45,8 @@ function mosquittoConfig(port, opts, tls) {
     ...(userInfo().uid === 0 ? ['user root'] : []),
   ];
   if (tls) lines.push(`listener ${tls.port} 127.0.0.1`, `certfile ${tls.cert}`, `keyfile ${tls.key}`);
+  // Mosquitto's persistence is a database file saved every autosave_interval, not a write per message.
+  if (opts.durable) lines.push('persistence true', `persistence_location ${opts.dir}/`);
   return lines.join('\n') + '\n';
 }
 
@@ -107,7 +111,7 @@ export async function startBroker(name, opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
   const port = await freePort();
   const tls = o.tls ? { port: await freePort(), cert: o.tls.cert, key: o.tls.key } : undefined;
-  const [cmd, args] = command(name, dir, port, o, tls);
+  const [cmd, args] = command(name, dir, port, { ...o, dir }, tls);
   // The broker's stdout and stderr go straight to a file: nothing passes through this process, which has
   // to stay idle while the broker is measured.
   const logFile = join(dir, `${name}-out.log`);

@@ -61,7 +61,7 @@ class Client extends Handler {
         this.pending?.reject(e);
       });
       s.on('close', () => { this.closed = true; this.pending?.reject(new Error(`${this.spec.id}: closed`)); });
-      s.write(connectPacket(this.spec.id));
+      s.write(connectPacket(this.spec.id, { clean: this.spec.clean ?? true }));
     });
   }
 

@@ -46,6 +46,27 @@ function fanin(qos) {
   };
 }
 
+/**
+ * Fan-in QoS 1 into a persistent subscriber (clean session 0) with the broker's persistence on: smq writes
+ * every message to its LMDB store and acknowledges after fsync; Mosquitto saves its database file now and then
+ * (autosave), not per message; Aedes has no persistence in its stock setup (in memory, as in the other rows).
+ */
+const durable = {
+  id: 'durable-qos1',
+  title: 'durable fan-in QoS 1: 10 publishers -> 1 persistent subscriber, persistence on',
+  unit: 'msgs/s',
+  better: 'higher',
+  brokerOpts: { durable: true },
+  async run(broker, ctx) {
+    const r = await measureLoad(broker, ctx, {
+      subs: [{ qos: 1, clients: [{ id: 'bench-durable-sub', clean: false, localAddress: sourceAddress(0), subscribe: [{ topic: 'bench/in/+', qos: 1 }] }] }],
+      pubs: [{ qos: 1, window: IN_FLIGHT, clients: range(10).map((i) => ({ id: `bench-pub-${i}`, localAddress: sourceAddress(i), topic: `bench/in/${i}` })) }],
+      fanout: 1,
+    });
+    return { value: r.subRate, generatorCpu: r.generatorCpu, extra: extraOf(r, 1, 1) };
+  },
+};
+
 function fanout(n, qos) {
   return {
     id: `fanout-${n}-qos${qos}`,
@@ -114,7 +135,7 @@ const shared = {
 };
 
 export const scenarios = [
-  fanin(0), fanin(1), fanin(2),
+  fanin(0), fanin(1), fanin(2), durable,
   fanout(100, 0), fanout(100, 1), fanout(1000, 0), fanout(1000, 1),
   p2p,
   shared,
