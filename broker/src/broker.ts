@@ -30,6 +30,7 @@ import type { Store } from './store/types.js';
 import { SysPublisher } from './sys/sys.js';
 import { Barriers, type Barrier } from './store/barrier.js';
 import { Cluster } from './cluster/cluster.js';
+import { HttpService } from './http/server.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
 import type { DeliveryScope } from './routing/router.js';
 
@@ -77,6 +78,10 @@ export class Broker implements SessionContext {
   private certificates: CertificateStore | null = null;
   private readonly sys: SysPublisher;
   private draining = false;
+  /** Set once every listener is bound. */
+  private listening = false;
+  /** The HTTP service (`http.enable`). */
+  private http: HttpService | null = null;
   /** Checks every connection's connect and keep-alive deadlines; runs while there are connections. */
   private sweeper: NodeJS.Timeout | null = null;
 
@@ -142,6 +147,11 @@ export class Broker implements SessionContext {
     }
     const bound: Bound[] = [];
     for (const l of this.listeners) bound.push(await l.listen());
+    if (c.http.enable) {
+      this.http = new HttpService(this);
+      bound.push(await this.http.listen());
+    }
+    this.listening = true;
     this.certificates?.watch();
     this.sys.start();
     return bound;
@@ -166,6 +176,14 @@ export class Broker implements SessionContext {
       this.log.warn({ endpoints: c.etcd.endpoints }, 'cluster: etcd has not answered: serving local clients meanwhile');
     }
     clearTimeout(timer);
+  }
+
+  /** Why the broker is not ready for traffic (for /readyz), or null when it is. */
+  notReady(): string | null {
+    if (this.draining) return 'draining';
+    if (!this.listening) return 'starting';
+    if (this.cluster !== null && !this.cluster.joined) return 'not joined the cluster (etcd unreachable)';
+    return null;
   }
 
   /** ClusterHost: the local store's barrier (never dirty without a store). */
@@ -505,6 +523,7 @@ export class Broker implements SessionContext {
       if (s.stored && s.outlet === null) this.persistSession(s);
     }
     await this.cluster?.stop();
+    await this.http?.close();
     await this.store?.close();
     await this.hooks.stop();
   }

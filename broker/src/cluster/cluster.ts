@@ -167,6 +167,11 @@ export class Cluster implements Hook {
     for (const [node, t] of targets) this.outbox.add(node, t);
   }
 
+  /** True once the node has joined (etcd answered and everything was read). */
+  get joined(): boolean {
+    return this.started;
+  }
+
   /** Before a client resumes a persistent session: fetches it when another node holds it. */
   async fetchSession(clientId: string): Promise<void> {
     if (!this.started) return;

@@ -43,7 +43,7 @@ export const DEFAULTS: Config = deepFreeze({
   ws: { enable: true, host: '', port: 8083, path: '/mqtt' },
   wss: { enable: false, host: '', port: 8084, path: '/mqtt' },
   etcd: { endpoints: [], username: '', password: '', ca: '', cert: '', key: '', lease_ttl: 10, orphan_ttl: 3600 },
-  http: { enable: true, host: '127.0.0.1', port: 8888, tokens: [] },
+  http: { enable: true, host: '127.0.0.1', port: 8888, tokens: [], token_file: '' },
   bridge: { enable: false, type: 'kafka', kafka: { addr: ['127.0.0.1:9092'] } },
   notify: { enable: false, type: 'grpc', server: '127.0.0.1:9999' },
   auth: {

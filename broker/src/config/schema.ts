@@ -178,6 +178,7 @@ const KEYS = [
   { path: 'http.host', kind: 'string', pattern: NON_EMPTY, description: 'HTTP API listen address' },
   { path: 'http.port', kind: 'int', ...PORT, description: 'HTTP API listen port' },
   { path: 'http.tokens', kind: 'string-list', description: 'tokens accepted in the x-token header of HTTP API calls' },
+  { path: 'http.token_file', kind: 'string', description: 'file of further API tokens, one per line (a mounted Secret); read per request' },
 
   { path: 'bridge.enable', kind: 'bool', description: 'bridge published messages to the message queue' },
   { path: 'bridge.type', kind: 'enum', values: BRIDGE_TYPES, description: 'bridge back-end' },

@@ -179,6 +179,7 @@ export interface Config {
     readonly host: string;
     readonly port: number;
     readonly tokens: readonly string[];
+    readonly token_file: string;
   };
   readonly bridge: {
     readonly enable: boolean;

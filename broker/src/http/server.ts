@@ -1,0 +1,77 @@
+import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Broker } from '../broker.js';
+import { listenOn, type Bound } from '../listeners/types.js';
+import { brokerMetrics } from './metrics.js';
+import { apiRouter } from './api.js';
+
+/** An error answer: JSON with a stable code (the codes are listed in the OpenAPI document). */
+export function fail(res: Response, status: number, code: string, message: string): void {
+  res.status(status).json({ code, message });
+}
+
+/**
+ * The HTTP service (`http.*`): `/healthz` and `/readyz` for Kubernetes probes and `/metrics` for Prometheus,
+ * without a token; `/api/v1/...` only with a token from `http.tokens` or `http.token_file` in `x-token` (no token
+ * configured: every API call is refused, nothing is open that the user did not open).
+ */
+export class HttpService {
+  private readonly server: Server;
+
+  constructor(private readonly broker: Broker) {
+    const app = express();
+    app.disable('x-powered-by');
+    const registry = brokerMetrics(broker);
+    app.get('/healthz', (_req, res) => {
+      res.json({ status: 'ok' });
+    });
+    app.get('/readyz', (_req, res) => {
+      const why = broker.notReady();
+      if (why === null) res.json({ status: 'ready' });
+      else fail(res, 503, 'NOT_READY', why);
+    });
+    app.get('/metrics', (_req, res, next) => {
+      registry.metrics().then((text) => {
+        res.type(registry.contentType).send(text);
+      }, next);
+    });
+    const tokens = new Set(broker.config.http.tokens);
+    const file = broker.config.http.token_file;
+    app.use('/api/v1', (req: Request, res: Response, next: NextFunction) => {
+      const token = req.get('x-token');
+      if (token !== undefined && token !== '' && (tokens.has(token) || fileTokens(file).has(token))) next();
+      else fail(res, 401, 'UNAUTHORIZED', 'a valid x-token header is required');
+    }, apiRouter(broker));
+    app.use((_req: Request, res: Response) => fail(res, 404, 'NOT_FOUND', 'no such endpoint'));
+    app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+      broker.log.error({ err }, 'http request failed');
+      fail(res, 500, 'INTERNAL', 'internal error');
+    });
+    this.server = createServer(app);
+  }
+
+  listen(): Promise<Bound> {
+    const c = this.broker.config.http;
+    return listenOn(this.server, c.host, c.port, 'http');
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+/** Tokens of `http.token_file` (one per line), read per request so a rotated Secret applies at once. */
+function fileTokens(file: string): Set<string> {
+  if (file === '') return EMPTY;
+  try {
+    return new Set(readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== ''));
+  } catch {
+    return EMPTY;
+  }
+}
+
+const EMPTY: Set<string> = new Set();

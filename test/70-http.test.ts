@@ -1,0 +1,102 @@
+/**
+ * 70 http: the HTTP service on the built broker: probes, Prometheus metrics and the token-guarded API.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { connect, type MqttClient } from 'mqtt';
+import { startBroker, type RunningBroker } from './helpers/broker.js';
+
+let broker: RunningBroker;
+let base: string;
+const tokenFile = join(mkdtempSync(join(tmpdir(), 'smq-http-')), 'tokens');
+const clients: MqttClient[] = [];
+
+before(async () => {
+  writeFileSync(tokenFile, 'from-file-1\n');
+  broker = await startBroker({ config: { http: { enable: true, host: '127.0.0.1', port: 0, tokens: ['t0ken'], token_file: tokenFile } } });
+  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
+  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
+  assert.ok(http, 'the ready line lists the http listener');
+  base = `http://127.0.0.1:${http.port}`;
+});
+
+after(async () => {
+  for (const c of clients) c.end(true);
+  await broker.stop();
+});
+
+async function mqttClient(clientId: string): Promise<MqttClient> {
+  const c = connect(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 5, clientId, reconnectPeriod: 0 });
+  clients.push(c);
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  return c;
+}
+
+test('/healthz and /readyz answer for Kubernetes probes', async () => {
+  assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), { status: 'ok' });
+  const ready = await fetch(`${base}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.deepEqual(await ready.json(), { status: 'ready' });
+});
+
+test('/metrics is Prometheus text with smq_ counters that follow the traffic', async () => {
+  const c = await mqttClient('metrics-1');
+  await c.publishAsync('m/t', 'x', { qos: 1 });
+  const res = await fetch(`${base}/metrics`);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+  const text = await res.text();
+  assert.match(text, /^# TYPE smq_messages_received_total counter$/m);
+  assert.match(text, /^# TYPE smq_connections gauge$/m);
+  const received = Number(/^smq_messages_received_total (\d+)$/m.exec(text)?.[1]);
+  assert.ok(received >= 1, `smq_messages_received_total is ${received}`);
+  assert.ok(Number(/^smq_connections (\d+)$/m.exec(text)?.[1]) >= 1);
+  assert.match(text, /^smq_process_cpu_seconds_total /m, 'process metrics');
+  assert.match(text, /^smq_nodejs_eventloop_lag_seconds /m, 'event-loop metrics');
+});
+
+test('the API refuses a missing or wrong x-token with 401 and a JSON error, and takes http.tokens and http.token_file', async () => {
+  for (const headers of [{}, { 'x-token': 'wrong' }, { 'x-token': '' }] as Record<string, string>[]) {
+    const res = await fetch(`${base}/api/v1/stats`, { headers });
+    assert.equal(res.status, 401);
+    assert.deepEqual(await res.json(), { code: 'UNAUTHORIZED', message: 'a valid x-token header is required' });
+  }
+  const ok = await fetch(`${base}/api/v1/stats`, { headers: { 'x-token': 't0ken' } });
+  assert.equal(ok.status, 200);
+  const stats = (await ok.json()) as Record<string, unknown>;
+  assert.equal(typeof stats['connections'], 'number');
+  assert.equal((await fetch(`${base}/api/v1/stats`, { headers: { 'x-token': 'from-file-1' } })).status, 200);
+  // A rotated Secret applies at once: the old token goes, the new one works.
+  writeFileSync(tokenFile, 'from-file-2\n');
+  assert.equal((await fetch(`${base}/api/v1/stats`, { headers: { 'x-token': 'from-file-1' } })).status, 401);
+  assert.equal((await fetch(`${base}/api/v1/stats`, { headers: { 'x-token': 'from-file-2' } })).status, 200);
+});
+
+test('clients are listed, filtered and kicked (v5 DISCONNECT 0x98 administrative action)', async () => {
+  const c = await mqttClient('api-kick-me');
+  const list = (await (await fetch(`${base}/api/v1/clients?clientid=api-kick-me`, { headers: { 'x-token': 't0ken' } })).json()) as {
+    total: number;
+    clients: { clientid: string; proto_ver: number }[];
+  };
+  assert.equal(list.total, 1);
+  assert.deepEqual([list.clients[0]?.clientid, list.clients[0]?.proto_ver], ['api-kick-me', 5]);
+  const disconnected = new Promise<number | undefined>((resolve) => c.once('disconnect', (p) => resolve(p.reasonCode)));
+  const res = await fetch(`${base}/api/v1/clients/api-kick-me`, { method: 'DELETE', headers: { 'x-token': 't0ken' } });
+  assert.equal(res.status, 204);
+  const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+  assert.equal(await disconnected, 0x98);
+  await closed;
+  // The broker lets go of the connection when its socket has closed: ask until it has.
+  let gone = await fetch(`${base}/api/v1/clients/api-kick-me`, { headers: { 'x-token': 't0ken' } });
+  for (const deadline = Date.now() + 5000; gone.status === 200 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 20));
+    gone = await fetch(`${base}/api/v1/clients/api-kick-me`, { headers: { 'x-token': 't0ken' } });
+  }
+  assert.equal(gone.status, 404);
+  assert.equal(((await gone.json()) as { code: string }).code, 'CLIENT_NOT_FOUND');
+});
