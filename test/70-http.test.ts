@@ -100,3 +100,16 @@ test('clients are listed, filtered and kicked (v5 DISCONNECT 0x98 administrative
   assert.equal(gone.status, 404);
   assert.equal(((await gone.json()) as { code: string }).code, 'CLIENT_NOT_FOUND');
 });
+
+test('the OpenAPI document and Swagger UI at /api/v1/swagger/index.html are served without a token', async () => {
+  const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+  assert.equal(doc.openapi, '3.0.3');
+  assert.ok(['/stats', '/nodes', '/clients', '/clients/{id}'].every((p) => p in doc.paths));
+  const ui = await fetch(`${base}/api/v1/swagger/index.html`);
+  assert.equal(ui.status, 200);
+  const html = await ui.text();
+  assert.match(html, /swagger-ui/);
+  const init = await fetch(`${base}/api/v1/swagger/swagger-ui-init.js`);
+  assert.equal(init.status, 200);
+  assert.match(await init.text(), /"\/clients\/\{id\}"/, 'the UI is set up with our document');
+});

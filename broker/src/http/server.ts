@@ -4,7 +4,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Broker } from '../broker.js';
 import { listenOn, type Bound } from '../listeners/types.js';
 import { brokerMetrics } from './metrics.js';
+import swaggerUi from 'swagger-ui-express';
 import { apiRouter } from './api.js';
+import { openApiDocument } from './openapi.js';
 
 /** An error answer: JSON with a stable code (the codes are listed in the OpenAPI document). */
 export function fail(res: Response, status: number, code: string, message: string): void {
@@ -12,8 +14,8 @@ export function fail(res: Response, status: number, code: string, message: strin
 }
 
 /**
- * The HTTP service (`http.*`): `/healthz` and `/readyz` for Kubernetes probes and `/metrics` for Prometheus,
- * without a token; `/api/v1/...` only with a token from `http.tokens` or `http.token_file` in `x-token` (no token
+ * The HTTP service (`http.*`): `/healthz` and `/readyz` for Kubernetes probes, `/metrics` for Prometheus, and
+ * the OpenAPI document with Swagger UI at `/api/v1/swagger/index.html`, without a token; `/api/v1/...` only with a token from `http.tokens` or `http.token_file` in `x-token` (no token
  * configured: every API call is refused, nothing is open that the user did not open).
  */
 export class HttpService {
@@ -36,6 +38,13 @@ export class HttpService {
         res.type(registry.contentType).send(text);
       }, next);
     });
+    // The API's description and Swagger UI need no token (the calls made from it do).
+    const doc = openApiDocument(broker.version);
+    app.get('/api/v1/openapi.json', (_req, res) => {
+      res.json(doc);
+    });
+    app.use('/api/v1/swagger', swaggerUi.serve);
+    app.get(['/api/v1/swagger', '/api/v1/swagger/', '/api/v1/swagger/index.html'], swaggerUi.setup(doc));
     const tokens = new Set(broker.config.http.tokens);
     const file = broker.config.http.token_file;
     app.use('/api/v1', (req: Request, res: Response, next: NextFunction) => {

@@ -1,0 +1,82 @@
+/** The OpenAPI 3 document of `/api/v1`, served at `/api/v1/openapi.json` and shown by Swagger UI. */
+const error = {
+  type: 'object',
+  required: ['code', 'message'],
+  properties: { code: { type: 'string', example: 'UNAUTHORIZED' }, message: { type: 'string' } },
+};
+
+const client = {
+  type: 'object',
+  properties: {
+    clientid: { type: 'string' },
+    username: { type: 'string', nullable: true },
+    node: { type: 'string' },
+    remote: { type: 'string' },
+    transport: { type: 'string', enum: ['tcp', 'tls', 'ws', 'wss'] },
+    proto_ver: { type: 'integer', enum: [3, 4, 5] },
+    subscriptions: { type: 'integer' },
+  },
+};
+
+const unauthorized = { description: 'missing or wrong x-token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+const json = (schema: unknown, description = 'ok'): unknown => ({ description, content: { 'application/json': { schema } } });
+
+export function openApiDocument(version: string): Record<string, unknown> {
+  return {
+    openapi: '3.0.3',
+    info: { title: 'smq HTTP API', version, description: 'Every call needs the x-token header (http.tokens or http.token_file).' },
+    servers: [{ url: '/api/v1' }],
+    security: [{ token: [] }],
+    components: {
+      securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'x-token' } },
+      schemas: { Error: error, Client: client },
+    },
+    paths: {
+      '/stats': {
+        get: {
+          summary: "This node's counters",
+          responses: {
+            200: json({
+              type: 'object',
+              properties: Object.fromEntries(['uptime_seconds', 'connections', 'sessions', 'subscriptions', 'retained', 'messages_received', 'messages_sent', 'messages_dropped']
+                .map((k) => [k, { type: 'integer' }]).concat([['node', { type: 'string' }]])),
+            }),
+            401: unauthorized,
+          },
+        },
+      },
+      '/nodes': {
+        get: {
+          summary: 'The nodes of the cluster (this node alone when standalone)',
+          responses: { 200: json({ type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, version: { type: 'string' }, clients: { type: 'integer' } } } }), 401: unauthorized },
+        },
+      },
+      '/clients': {
+        get: {
+          summary: 'Connected clients of this node, paged and filtered',
+          parameters: [
+            { name: 'clientid', in: 'query', schema: { type: 'string' } },
+            { name: 'username', in: 'query', schema: { type: 'string' } },
+            { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          ],
+          responses: {
+            200: json({ type: 'object', properties: { page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, clients: { type: 'array', items: { $ref: '#/components/schemas/Client' } } } }),
+            401: unauthorized,
+          },
+        },
+      },
+      '/clients/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: 'One connected client',
+          responses: { 200: json({ $ref: '#/components/schemas/Client' }), 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'not connected here') },
+        },
+        delete: {
+          summary: 'Disconnect a client (v5: DISCONNECT 0x98 administrative action)',
+          responses: { 204: { description: 'disconnected' }, 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'not connected here') },
+        },
+      },
+    },
+  };
+}
