@@ -113,3 +113,24 @@ test('the OpenAPI document and Swagger UI at /api/v1/swagger/index.html are serv
   assert.equal(init.status, 200);
   assert.match(await init.text(), /"\/clients\/\{id\}"/, 'the UI is set up with our document');
 });
+
+test('publish through the API reaches a subscriber; its subscriptions are listed; retained messages are listed, read and cleared', async () => {
+  const h = { 'x-token': 't0ken', 'content-type': 'application/json' };
+  const sub = await mqttClient('api-sub');
+  const got = new Promise<string>((resolve) => sub.once('message', (_t, p) => resolve(p.toString())));
+  await sub.subscribeAsync('api/+/in', { qos: 1 });
+  const subs = (await (await fetch(`${base}/api/v1/clients/api-sub/subscriptions`, { headers: h })).json()) as { topic: string; qos: number }[];
+  assert.deepEqual(subs, [{ clientid: 'api-sub', topic: 'api/+/in', qos: 1 }]);
+  const pub = await fetch(`${base}/api/v1/publish`, { method: 'POST', headers: h, body: JSON.stringify({ topic: 'api/x/in', payload: 'aGk=', encoding: 'base64', qos: 1, retain: true }) });
+  assert.equal(pub.status, 204);
+  assert.equal(await got, 'hi');
+  const bad = await fetch(`${base}/api/v1/publish`, { method: 'POST', headers: h, body: JSON.stringify({ topic: 'api/#', payload: 'x' }) });
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { code: string }).code, 'BAD_TOPIC');
+  const list = (await (await fetch(`${base}/api/v1/retained?topic=api/%23`, { headers: h })).json()) as { total: number; messages: { topic: string; payload: string }[] };
+  assert.equal(list.total, 1);
+  assert.deepEqual([list.messages[0]?.topic, list.messages[0]?.payload], ['api/x/in', 'aGk=']);
+  assert.equal((await fetch(`${base}/api/v1/retained/api/x/in`, { headers: h })).status, 200);
+  assert.equal((await fetch(`${base}/api/v1/retained/api/x/in`, { method: 'DELETE', headers: h })).status, 204);
+  assert.equal((await fetch(`${base}/api/v1/retained/api/x/in`, { headers: h })).status, 404);
+});

@@ -29,7 +29,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
     security: [{ token: [] }],
     components: {
       securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'x-token' } },
-      schemas: { Error: error, Client: client },
+      schemas: {
+        Error: error,
+        Client: client,
+        Subscription: { type: 'object', properties: { clientid: { type: 'string' }, topic: { type: 'string' }, qos: { type: 'integer' } } },
+        Retained: { type: 'object', properties: { topic: { type: 'string' }, qos: { type: 'integer' }, payload: { type: 'string', format: 'byte' }, encoding: { type: 'string', enum: ['base64'] } } },
+      },
     },
     paths: {
       '/stats': {
@@ -65,6 +70,55 @@ export function openApiDocument(version: string): Record<string, unknown> {
             401: unauthorized,
           },
         },
+      },
+      '/clients/{id}/subscriptions': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: "A session's subscriptions (connected or not)",
+          responses: { 200: json({ type: 'array', items: { $ref: '#/components/schemas/Subscription' } }), 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'no such session') },
+        },
+      },
+      '/subscriptions': {
+        get: {
+          summary: 'Every subscription on this node, paged',
+          parameters: [
+            { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          ],
+          responses: { 200: json({ type: 'object', properties: { page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, subscriptions: { type: 'array', items: { $ref: '#/components/schemas/Subscription' } } } }), 401: unauthorized },
+        },
+      },
+      '/publish': {
+        post: {
+          summary: 'Publish a message (as the broker: access rules do not apply)',
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: {
+              type: 'object', required: ['topic', 'payload'],
+              properties: {
+                topic: { type: 'string' }, payload: { type: 'string' }, qos: { type: 'integer', enum: [0, 1, 2], default: 0 },
+                retain: { type: 'boolean', default: false }, encoding: { type: 'string', enum: ['plain', 'base64'], default: 'plain' },
+              },
+            } } },
+          },
+          responses: { 204: { description: 'published' }, 400: json({ $ref: '#/components/schemas/Error' }, 'bad topic, qos or payload'), 401: unauthorized },
+        },
+      },
+      '/retained': {
+        get: {
+          summary: 'Retained messages matching a topic filter, paged',
+          parameters: [
+            { name: 'topic', in: 'query', schema: { type: 'string', default: '#' } },
+            { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          ],
+          responses: { 200: json({ type: 'object', properties: { page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, messages: { type: 'array', items: { $ref: '#/components/schemas/Retained' } } } }), 400: json({ $ref: '#/components/schemas/Error' }, 'bad filter'), 401: unauthorized },
+        },
+      },
+      '/retained/{topic}': {
+        parameters: [{ name: 'topic', in: 'path', required: true, description: 'the topic; its slashes are part of the path', schema: { type: 'string' } }],
+        get: { summary: 'The retained message of a topic', responses: { 200: json({ $ref: '#/components/schemas/Retained' }), 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'none') } },
+        delete: { summary: 'Clear the retained message of a topic (cluster-wide)', responses: { 204: { description: 'cleared' }, 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'none') } },
       },
       '/clients/{id}': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
