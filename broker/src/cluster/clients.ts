@@ -1,7 +1,6 @@
-import type { Etcd3, Lease } from 'etcd3';
-import type { Logger } from 'pino';
-import type { Keys } from './keys.js';
+import type { Lease } from 'etcd3';
 import { watchPrefix, type PrefixWatch } from './watch.js';
+import type { EtcdContext } from './context.js';
 
 /**
  * Client ids are unique cluster-wide. A node records `clients/<id> = <node>` under its lease when a client
@@ -12,20 +11,17 @@ export class ClientRegistry {
   private watch: PrefixWatch | null = null;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keys,
-    private readonly self: string,
-    private readonly log: Logger,
+    private readonly ctx: EtcdContext,
     private readonly lease: () => Lease | null,
     private readonly kick: (clientId: string, by: string) => void,
   ) {}
 
   async start(): Promise<void> {
-    const prefix = this.keys.takeover(this.self);
-    this.watch = await watchPrefix(this.client, prefix, this.log, {
+    const prefix = this.ctx.keys.takeover(this.ctx.self);
+    this.watch = await watchPrefix(this.ctx.client, prefix, this.ctx.log, {
       put: (key, value) => {
         this.kick(key.slice(prefix.length), value.toString());
-        void this.client.delete().key(key).exec().catch(() => undefined);
+        void this.ctx.client.delete().key(key).exec().catch(() => undefined);
       },
       delete: () => undefined,
     });
@@ -35,21 +31,21 @@ export class ClientRegistry {
   connected(clientId: string): void {
     const lease = this.lease();
     if (lease === null) return;
-    lease.put(this.keys.client(clientId)).value(this.self).getPrevious().then(
+    lease.put(this.ctx.keys.client(clientId)).value(this.ctx.self).getPrevious().then(
       (prev) => {
         const was = prev?.value?.toString();
-        if (was === undefined || was === '' || was === this.self) return;
-        this.log.info({ clientId, node: was }, 'cluster: client id was connected to another node: taking it over');
-        return lease.put(this.keys.takeover(was, clientId)).value(this.self).exec().then(() => undefined);
+        if (was === undefined || was === '' || was === this.ctx.self) return;
+        this.ctx.log.info({ clientId, node: was }, 'cluster: client id was connected to another node: taking it over');
+        return lease.put(this.ctx.keys.takeover(was, clientId)).value(this.ctx.self).exec().then(() => undefined);
       },
-    ).catch((err: unknown) => this.log.warn({ clientId, err: (err as Error).message }, 'cluster: recording a client failed'));
+    ).catch((err: unknown) => this.ctx.log.warn({ clientId, err: (err as Error).message }, 'cluster: recording a client failed'));
   }
 
   /** A client left this node: its claim goes, unless another node has claimed the id since. */
   disconnected(clientId: string): void {
-    const key = this.keys.client(clientId);
-    this.client.if(key, 'Value', '==', this.self).then(this.client.delete().key(key)).commit()
-      .catch((err: unknown) => this.log.debug({ clientId, err: (err as Error).message }, 'cluster: releasing a client failed'));
+    const key = this.ctx.keys.client(clientId);
+    this.ctx.client.if(key, 'Value', '==', this.ctx.self).then(this.ctx.client.delete().key(key)).commit()
+      .catch((err: unknown) => this.ctx.log.debug({ clientId, err: (err as Error).message }, 'cluster: releasing a client failed'));
   }
 
   async stop(): Promise<void> {

@@ -1,4 +1,5 @@
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
+import type { EtcdContext } from './context.js';
 import type { Logger } from 'pino';
 import type { SharedStrategy } from '../config/types.js';
 import type { ClientInfo, Hook } from '../hooks/types.js';
@@ -75,23 +76,18 @@ export class Cluster implements Hook {
     this.client = connectEtcd(cfg.etcd);
     this.keys = new Keys(cfg.cluster);
     this.strategy = cfg.mqtt.shared_strategy;
-    this.routes = new Routes(this.client, this.keys, nodeId, this.log);
-    this.outbox = new Outbox(this.client, this.keys, nodeId, this.log);
-    this.inbox = new Inbox(this.client, this.keys, nodeId, this.log, (e) => this.deliver(e), host.localBarrier);
-    this.retained = new RetainedSync(this.client, this.keys, this.log, {
+    const ctx: EtcdContext = { client: this.client, keys: this.keys, self: nodeId, log: this.log };
+    this.routes = new Routes(ctx);
+    this.outbox = new Outbox(ctx);
+    this.inbox = new Inbox(ctx, (e) => this.deliver(e), host.localBarrier);
+    this.retained = new RetainedSync(ctx, {
       set: (topic, m) => host.router.retained.set(topic, m),
       delete: (topic) => host.router.retained.delete(topic),
     });
-    this.clients = new ClientRegistry(
-      this.client, this.keys, nodeId, this.log, () => this.membership.current, (id, by) => host.kickClient(id, by),
-    );
-    this.sessions = new SessionMover(
-      this.client, this.keys, nodeId, this.log, () => this.membership.current, host,
-      (node) => this.membership.members.has(node),
-    );
-    this.collector = new InboxCollector(
-      this.client, this.keys, nodeId, this.log, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000,
-    );
+    const lease = (): Lease | null => this.membership.current;
+    this.clients = new ClientRegistry(ctx, lease, (id, by) => host.kickClient(id, by));
+    this.sessions = new SessionMover(ctx, lease, host, (node) => this.membership.members.has(node));
+    this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000);
     this.membership = new Membership(
       this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
       (lease) => this.routes.useLease(lease), () => host.clientCount(),

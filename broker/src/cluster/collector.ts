@@ -1,6 +1,4 @@
-import type { Etcd3 } from 'etcd3';
-import type { Logger } from 'pino';
-import type { Keys } from './keys.js';
+import type { EtcdContext } from './context.js';
 
 /**
  * Removes the inboxes of nodes that left the cluster and did not come back within `etcd.orphan_ttl` seconds
@@ -13,10 +11,7 @@ export class InboxCollector {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keys,
-    private readonly self: string,
-    private readonly log: Logger,
+    private readonly ctx: EtcdContext,
     private readonly members: () => ReadonlySet<string> | Iterable<string>,
     private readonly orphanTtlMs: number,
   ) {}
@@ -24,7 +19,7 @@ export class InboxCollector {
   start(): void {
     const every = Math.min(this.orphanTtlMs, 60_000);
     this.timer = setInterval(() => void this.sweep().catch((err: unknown) => {
-      this.log.debug({ err: (err as Error).message }, 'cluster: inbox sweep failed');
+      this.ctx.log.debug({ err: (err as Error).message }, 'cluster: inbox sweep failed');
     }), every);
     this.timer.unref();
   }
@@ -33,26 +28,26 @@ export class InboxCollector {
   async sweep(now = Date.now()): Promise<string[]> {
     const members = new Set(this.members());
     const first = [...members].sort()[0];
-    if (first !== undefined && first !== this.self) return [];
-    const keys = await this.client.getAll().prefix(this.keys.inboxes).keys();
+    if (first !== undefined && first !== this.ctx.self) return [];
+    const keys = await this.ctx.client.getAll().prefix(this.ctx.keys.inboxes).keys();
     const targets = new Set<string>();
     for (const key of keys) {
-      const t = this.keys.inboxTarget(key);
+      const t = this.ctx.keys.inboxTarget(key);
       if (t !== null) targets.add(t);
     }
     const removed: string[] = [];
     for (const t of targets) {
-      if (members.has(t) || t === this.self) {
+      if (members.has(t) || t === this.ctx.self) {
         this.absentSince.delete(t);
         continue;
       }
       const since = this.absentSince.get(t) ?? now;
       this.absentSince.set(t, since);
       if (now - since < this.orphanTtlMs) continue;
-      await this.client.delete().prefix(this.keys.inbox(t)).exec();
+      await this.ctx.client.delete().prefix(this.ctx.keys.inbox(t)).exec();
       this.absentSince.delete(t);
       removed.push(t);
-      this.log.info({ node: t }, 'cluster: removed the inbox of a node that left the cluster');
+      this.ctx.log.info({ node: t }, 'cluster: removed the inbox of a node that left the cluster');
     }
     for (const t of this.absentSince.keys()) if (!targets.has(t)) this.absentSince.delete(t);
     return removed;

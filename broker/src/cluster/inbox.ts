@@ -1,10 +1,8 @@
-import type { Etcd3 } from 'etcd3';
-import type { Logger } from 'pino';
 import type { Barrier } from '../store/barrier.js';
 import { type BatchEntry, Decoder } from '../store/codec.js';
 import { MAX_TXN_OPS } from './etcd.js';
-import type { Keys } from './keys.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
+import type { EtcdContext } from './context.js';
 
 /** Consumed batches are deleted this long after the first of them, many per transaction. */
 const DELETE_DELAY_MS = 5;
@@ -24,16 +22,13 @@ export class Inbox {
   messages = 0;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keys,
-    private readonly self: string,
-    private readonly log: Logger,
+    private readonly ctx: EtcdContext,
     private readonly deliver: (entry: BatchEntry) => void,
     private readonly local: Barrier,
   ) {}
 
   async start(): Promise<void> {
-    this.watch = await watchPrefix(this.client, this.keys.inbox(this.self), this.log, {
+    this.watch = await watchPrefix(this.ctx.client, this.ctx.keys.inbox(this.ctx.self), this.ctx.log, {
       put: (key, value) => this.consume(key, value),
       delete: () => undefined, // our own deletes coming back
     });
@@ -44,7 +39,7 @@ export class Inbox {
     try {
       entries = this.decoder.batch(key, value);
     } catch (err) {
-      this.log.error({ key, err: (err as Error).message }, 'cluster: damaged inbox batch dropped');
+      this.ctx.log.error({ key, err: (err as Error).message }, 'cluster: damaged inbox batch dropped');
       this.consumed.push(key);
       this.scheduleDelete();
       return;
@@ -71,12 +66,12 @@ export class Inbox {
       // What these batches put into persistent sessions must be on disk before the batches go.
       if (this.local.dirty) await this.local.flush();
       for (let i = 0; i < keys.length; i += MAX_TXN_OPS) {
-        const ops = keys.slice(i, i + MAX_TXN_OPS).map((k) => this.client.delete().key(k));
-        await this.client.if(keys[i] as string, 'Version', '>', -1).then(...ops).commit();
+        const ops = keys.slice(i, i + MAX_TXN_OPS).map((k) => this.ctx.client.delete().key(k));
+        await this.ctx.client.if(keys[i] as string, 'Version', '>', -1).then(...ops).commit();
       }
     } catch (err) {
       // Left in etcd: they are read again (and delivered again) after a restart, never lost.
-      this.log.warn({ err: (err as Error).message, batches: keys.length }, 'cluster: deleting consumed inbox batches failed: retrying');
+      this.ctx.log.warn({ err: (err as Error).message, batches: keys.length }, 'cluster: deleting consumed inbox batches failed: retrying');
       this.consumed.push(...keys);
       setTimeout(() => this.scheduleDelete(), 1000).unref();
     }

@@ -1,8 +1,6 @@
-import type { Etcd3 } from 'etcd3';
-import type { Logger } from 'pino';
 import { type BatchEntry, Encoder } from '../store/codec.js';
 import type { Barrier } from '../store/barrier.js';
-import type { Keys } from './keys.js';
+import type { EtcdContext } from './context.js';
 
 /** A batch is written this long after its first message, unless it fills up first. */
 const LINGER_MS = 2;
@@ -83,10 +81,7 @@ export class Outbox implements Barrier {
   carried = 0;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keys,
-    private readonly self: string,
-    private readonly log: Logger,
+    private readonly ctx: EtcdContext,
   ) {}
 
   /** Queues a message for a target node. */
@@ -94,7 +89,7 @@ export class Outbox implements Barrier {
     const durable = entry.message.qos > 0;
     const size = entry.message.payload.length + entry.message.topic.length;
     if ((!durable && this.queued >= QUEUE_MAX) || size > MESSAGE_MAX) {
-      if (size > MESSAGE_MAX) this.log.warn({ target, topic: entry.message.topic, bytes: size }, 'cluster: message too large for etcd: not sent to the other node');
+      if (size > MESSAGE_MAX) this.ctx.log.warn({ target, topic: entry.message.topic, bytes: size }, 'cluster: message too large for etcd: not sent to the other node');
       this.dropped++;
       return;
     }
@@ -174,9 +169,9 @@ export class Outbox implements Barrier {
 
   private write(target: string, t: Target, batch: Batch, attempt: number): void {
     t.seq = Math.max(t.seq + 1, Date.now() * 1000);
-    const key = this.keys.inboxKey(target, this.self, t.seq);
+    const key = this.ctx.keys.inboxKey(target, this.ctx.self, t.seq);
     const value = this.encoder.batch(key, batch.entries);
-    this.client.put(key).value(value).exec().then(
+    this.ctx.client.put(key).value(value).exec().then(
       () => {
         this.writes++;
         this.carried += batch.entries.length;
@@ -198,7 +193,7 @@ export class Outbox implements Barrier {
         this.failing = true;
         this.relief?.resolve();
         this.relief = null;
-        if (attempt === 0) this.log.warn({ target, messages: batch.entries.length, err: (err as Error).message }, 'cluster: inbox write failed: retrying');
+        if (attempt === 0) this.ctx.log.warn({ target, messages: batch.entries.length, err: (err as Error).message }, 'cluster: inbox write failed: retrying');
         const delay = Math.min(100 * 2 ** attempt, 2000);
         setTimeout(() => this.write(target, t, batch, attempt + 1), delay).unref();
       },

@@ -1,10 +1,8 @@
-import type { Etcd3 } from 'etcd3';
-import type { Logger } from 'pino';
 import { Message } from '../message/message.js';
 import type { Barrier } from '../store/barrier.js';
 import { Decoder, Encoder } from '../store/codec.js';
 import { MAX_TXN_OPS } from './etcd.js';
-import type { Keys } from './keys.js';
+import type { EtcdContext } from './context.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 
 /** What the cluster's retained messages are applied to (the router's retained tree). */
@@ -29,21 +27,19 @@ export class RetainedSync implements Barrier {
   private watch: PrefixWatch | null = null;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keys,
-    private readonly log: Logger,
+    private readonly ctx: EtcdContext,
     private readonly target: RetainedTarget,
   ) {}
 
   async start(): Promise<void> {
-    const prefix = this.keys.retainedPrefix;
-    this.watch = await watchPrefix(this.client, prefix, this.log, {
+    const prefix = this.ctx.keys.retainedPrefix;
+    this.watch = await watchPrefix(this.ctx.client, prefix, this.ctx.log, {
       put: (key, value) => {
         const topic = key.slice(prefix.length);
         try {
           this.target.set(topic, Message.restore(this.decoder.retained(key, value)));
         } catch (err) {
-          this.log.error({ topic, err: (err as Error).message }, 'cluster: damaged retained message ignored');
+          this.ctx.log.error({ topic, err: (err as Error).message }, 'cluster: damaged retained message ignored');
         }
       },
       delete: (key) => this.target.delete(key.slice(prefix.length)),
@@ -72,15 +68,15 @@ export class RetainedSync implements Barrier {
       const batch = [...this.pending].slice(0, MAX_TXN_OPS);
       try {
         const ops = batch.map(([topic, m]) => {
-          const key = this.keys.retained(topic);
-          return m === null ? this.client.delete().key(key) : this.client.put(key).value(Buffer.from(this.encoder.retained(key, m)));
+          const key = this.ctx.keys.retained(topic);
+          return m === null ? this.ctx.client.delete().key(key) : this.ctx.client.put(key).value(Buffer.from(this.encoder.retained(key, m)));
         });
-        await this.client.if(this.keys.retained(batch[0]?.[0] ?? ''), 'Version', '>', -1).then(...ops).commit();
+        await this.ctx.client.if(this.ctx.keys.retained(batch[0]?.[0] ?? ''), 'Version', '>', -1).then(...ops).commit();
         // Only what was not replaced meanwhile is done.
         for (const [topic, m] of batch) if (this.pending.get(topic) === m) this.pending.delete(topic);
         delay = 100;
       } catch (err) {
-        this.log.warn({ err: (err as Error).message, topics: batch.length }, 'cluster: writing retained messages failed: retrying');
+        this.ctx.log.warn({ err: (err as Error).message, topics: batch.length }, 'cluster: writing retained messages failed: retrying');
         await new Promise((r) => setTimeout(r, delay).unref());
         delay = Math.min(delay * 2, 2000);
       }

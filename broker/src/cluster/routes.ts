@@ -1,10 +1,9 @@
-import type { Etcd3, Lease } from 'etcd3';
-import type { Logger } from 'pino';
+import type { Lease } from 'etcd3';
 import type { RouteListener } from '../routing/router.js';
 import { TopicTree } from '../routing/topic-tree.js';
 import { MAX_TXN_OPS } from './etcd.js';
-import type { Keys } from './keys.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
+import type { EtcdContext } from './context.js';
 
 /** A route of another node: it has ordinary subscribers for a filter, or members of a shared group. */
 export interface RemoteRoute {
@@ -35,15 +34,12 @@ export class Routes implements RouteListener {
   private watch: PrefixWatch | null = null;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keys,
-    private readonly self: string,
-    private readonly log: Logger,
+    private readonly ctx: EtcdContext,
   ) {}
 
   /** Starts following everyone's routes. */
   async start(): Promise<void> {
-    this.watch = await watchPrefix(this.client, this.keys.routes, this.log, {
+    this.watch = await watchPrefix(this.ctx.client, this.ctx.keys.routes, this.ctx.log, {
       put: (key) => this.remoteChange(key, true),
       delete: (key) => this.remoteChange(key, false),
     });
@@ -74,8 +70,8 @@ export class Routes implements RouteListener {
   }
 
   private remoteChange(key: string, present: boolean): void {
-    const parsed = this.keys.parseRoute(key);
-    if (parsed === null || parsed.node === this.self) return;
+    const parsed = this.ctx.keys.parseRoute(key);
+    if (parsed === null || parsed.node === this.ctx.self) return;
     const { node, route } = parsed;
     let group: string | null = null;
     let filter = route;
@@ -120,7 +116,7 @@ export class Routes implements RouteListener {
           this.inFlight--;
           // Put back what is still wanted as it was (a newer change wins), and try again shortly.
           for (const [route, put] of batch) if (!this.pending.has(route)) this.pending.set(route, put);
-          this.log.warn({ err: (err as Error).message, routes: batch.length }, 'cluster: writing routes failed: retrying');
+          this.ctx.log.warn({ err: (err as Error).message, routes: batch.length }, 'cluster: writing routes failed: retrying');
           setTimeout(() => this.writeSome(), 1000).unref();
         },
       );
@@ -129,11 +125,11 @@ export class Routes implements RouteListener {
 
   private async write(lease: Lease, batch: [string, boolean][]): Promise<void> {
     const ops = batch.map(([route, put]) => {
-      const key = this.keys.route(this.self, route);
-      return put ? this.client.put(key).value('').lease(lease.grant()) : this.client.delete().key(key);
+      const key = this.ctx.keys.route(this.ctx.self, route);
+      return put ? this.ctx.client.put(key).value('').lease(lease.grant()) : this.ctx.client.delete().key(key);
     });
     // etcd transactions start with a comparison; this one always holds.
-    await this.client.if(this.keys.member(this.self), 'Version', '>', -1).then(...ops).commit();
+    await this.ctx.client.if(this.ctx.keys.member(this.ctx.self), 'Version', '>', -1).then(...ops).commit();
   }
 
   async stop(): Promise<void> {

@@ -1,9 +1,8 @@
-import type { Etcd3, Lease } from 'etcd3';
-import type { Logger } from 'pino';
+import type { Lease } from 'etcd3';
 import { Decoder, Encoder } from '../store/codec.js';
 import type { Snapshot, StoredDelivery, StoredSession } from '../store/types.js';
-import type { Keys } from './keys.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
+import type { EtcdContext } from './context.js';
 
 /** How long a connecting client waits for its session from another node before it starts a new one. */
 const HANDOFF_TIMEOUT_MS = 5000;
@@ -36,18 +35,15 @@ export class SessionMover {
   private watch: PrefixWatch | null = null;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keys,
-    private readonly self: string,
-    private readonly log: Logger,
+    private readonly ctx: EtcdContext,
     private readonly lease: () => Lease | null,
     private readonly host: SessionHost,
     private readonly alive: (node: string) => boolean,
   ) {}
 
   async start(): Promise<void> {
-    const prefix = this.keys.handoff(this.self);
-    this.watch = await watchPrefix(this.client, prefix, this.log, {
+    const prefix = this.ctx.keys.handoff(this.ctx.self);
+    this.watch = await watchPrefix(this.ctx.client, prefix, this.ctx.log, {
       put: (key, value) => void this.give(key.slice(prefix.length), value.toString(), key),
       delete: () => undefined,
     });
@@ -59,13 +55,13 @@ export class SessionMover {
     try {
       const moving = this.host.surrender(clientId, to);
       const value = moving === null ? Buffer.alloc(0) : this.encode(moving);
-      if (lease !== null) await lease.put(this.keys.moving(clientId)).value(value).exec();
-      else await this.client.put(this.keys.moving(clientId)).value(value).exec();
-      if (moving !== null) this.log.info({ clientId, to, deliveries: moving.deliveries.length }, 'cluster: persistent session moved to another node');
+      if (lease !== null) await lease.put(this.ctx.keys.moving(clientId)).value(value).exec();
+      else await this.ctx.client.put(this.ctx.keys.moving(clientId)).value(value).exec();
+      if (moving !== null) this.ctx.log.info({ clientId, to, deliveries: moving.deliveries.length }, 'cluster: persistent session moved to another node');
     } catch (err) {
-      this.log.warn({ clientId, to, err: (err as Error).message }, 'cluster: handing a session over failed');
+      this.ctx.log.warn({ clientId, to, err: (err as Error).message }, 'cluster: handing a session over failed');
     } finally {
-      await this.client.delete().key(requestKey).exec().catch(() => undefined);
+      await this.ctx.client.delete().key(requestKey).exec().catch(() => undefined);
     }
   }
 
@@ -74,41 +70,41 @@ export class SessionMover {
    * once it is installed here, or when there is none (or it did not come in time: the client starts anew).
    */
   async fetch(clientId: string): Promise<void> {
-    const holder = await this.client.get(this.keys.session(clientId)).string();
-    if (holder === null || holder === this.self || !this.alive(holder)) return;
-    const movingKey = this.keys.moving(clientId);
-    await this.client.delete().key(movingKey).exec();
-    const w = await this.client.watch().key(movingKey).create();
+    const holder = await this.ctx.client.get(this.ctx.keys.session(clientId)).string();
+    if (holder === null || holder === this.ctx.self || !this.alive(holder)) return;
+    const movingKey = this.ctx.keys.moving(clientId);
+    await this.ctx.client.delete().key(movingKey).exec();
+    const w = await this.ctx.client.watch().key(movingKey).create();
     try {
       const arrived = new Promise<Buffer>((resolve) => w.on('put', (kv) => resolve(kv.value)));
       const lease = this.lease();
-      const askKey = this.keys.handoff(holder, clientId);
-      await (lease !== null ? lease.put(askKey) : this.client.put(askKey)).value(this.self).exec();
+      const askKey = this.ctx.keys.handoff(holder, clientId);
+      await (lease !== null ? lease.put(askKey) : this.ctx.client.put(askKey)).value(this.ctx.self).exec();
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<null>((r) => { timer = setTimeout(() => r(null), HANDOFF_TIMEOUT_MS); });
       const value = await Promise.race([arrived, late]);
       clearTimeout(timer);
       if (value === null) {
-        this.log.warn({ clientId, holder }, 'cluster: the session did not arrive in time: starting a new one');
+        this.ctx.log.warn({ clientId, holder }, 'cluster: the session did not arrive in time: starting a new one');
         return;
       }
       if (value.length > 0) this.host.adopt(this.decode(clientId, value));
     } finally {
       await w.cancel().catch(() => undefined);
-      await this.client.delete().key(movingKey).exec().catch(() => undefined);
+      await this.ctx.client.delete().key(movingKey).exec().catch(() => undefined);
     }
   }
 
   /** A persistent session is held here now. */
   claim(clientId: string): void {
-    this.client.put(this.keys.session(clientId)).value(this.self).exec()
-      .catch((err: unknown) => this.log.warn({ clientId, err: (err as Error).message }, 'cluster: recording a session failed'));
+    this.ctx.client.put(this.ctx.keys.session(clientId)).value(this.ctx.self).exec()
+      .catch((err: unknown) => this.ctx.log.warn({ clientId, err: (err as Error).message }, 'cluster: recording a session failed'));
   }
 
   /** A persistent session ended here (expired, or replaced by a clean one). */
   release(clientId: string): void {
-    const key = this.keys.session(clientId);
-    this.client.if(key, 'Value', '==', this.self).then(this.client.delete().key(key)).commit().catch(() => undefined);
+    const key = this.ctx.keys.session(clientId);
+    this.ctx.client.if(key, 'Value', '==', this.ctx.self).then(this.ctx.client.delete().key(key)).commit().catch(() => undefined);
   }
 
   /**
