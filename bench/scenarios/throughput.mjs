@@ -29,7 +29,7 @@ function extraOf(r, qos, fanout) {
   return extra;
 }
 
-function fanin(qos) {
+function fanin(qos, { clean = true } = {}) {
   return {
     id: `fanin-qos${qos}`,
     title: `fan-in QoS ${qos}: 10 publishers -> 1 subscriber (bench/in/+)`,
@@ -37,7 +37,7 @@ function fanin(qos) {
     better: 'higher',
     async run(broker, ctx) {
       const r = await measureLoad(broker, ctx, {
-        subs: [{ qos, clients: [{ id: 'bench-sub', localAddress: sourceAddress(0), subscribe: [{ topic: 'bench/in/+', qos }] }] }],
+        subs: [{ qos, clients: [{ id: 'bench-sub', clean, localAddress: sourceAddress(0), subscribe: [{ topic: 'bench/in/+', qos }] }] }],
         pubs: [{ qos, window: IN_FLIGHT, clients: range(10).map((i) => ({ id: `bench-pub-${i}`, localAddress: sourceAddress(i), topic: `bench/in/${i}` })) }],
         fanout: qos ? 1 : 0,
       });
@@ -52,19 +52,10 @@ function fanin(qos) {
  * (autosave), not per message; Aedes has no persistence in its stock setup (in memory, as in the other rows).
  */
 const durable = {
+  ...fanin(1, { clean: false }),
   id: 'durable-qos1',
   title: 'durable fan-in QoS 1: 10 publishers -> 1 persistent subscriber, persistence on',
-  unit: 'msgs/s',
-  better: 'higher',
   brokerOpts: { durable: true },
-  async run(broker, ctx) {
-    const r = await measureLoad(broker, ctx, {
-      subs: [{ qos: 1, clients: [{ id: 'bench-durable-sub', clean: false, localAddress: sourceAddress(0), subscribe: [{ topic: 'bench/in/+', qos: 1 }] }] }],
-      pubs: [{ qos: 1, window: IN_FLIGHT, clients: range(10).map((i) => ({ id: `bench-pub-${i}`, localAddress: sourceAddress(i), topic: `bench/in/${i}` })) }],
-      fanout: 1,
-    });
-    return { value: r.subRate, generatorCpu: r.generatorCpu, extra: extraOf(r, 1, 1) };
-  },
 };
 
 function fanout(n, qos) {

@@ -200,18 +200,6 @@ export class Outbox implements Barrier {
     );
   }
 
-  /** Forgets a target that left the cluster for good (its messages are not delivered). */
-  forget(target: string): void {
-    const t = this.targets.get(target);
-    if (t === undefined || t.writing !== null) return;
-    if (t.timer !== null) clearTimeout(t.timer);
-    for (const b of [...t.full, t.open]) {
-      this.queued -= b.entries.length;
-      b.done(null);
-    }
-    this.targets.delete(target);
-  }
-
   stop(): void {
     this.stopped = true;
     this.relief?.resolve();

@@ -74,8 +74,6 @@ export class PacketReader {
   version = 4;
   /** Set by the owner once the connection closes: no more packets are delivered. */
   halted = false;
-  /** Remaining Length of the frame being assembled, or -1 while its header is incomplete. */
-  private pendingLength = -1;
   /** Unparsed bytes: the start of a frame that has not fully arrived. */
   private parts: Buffer[] | null = null;
   private partsLength = 0;
@@ -87,11 +85,6 @@ export class PacketReader {
   constructor(maxPacketSize: number, sink: PacketSink) {
     this.maxPacketSize = maxPacketSize;
     this.sink = sink;
-  }
-
-  /** Remaining Length of a frame whose header has arrived but whose body has not (for tests and limits). */
-  get pending(): number {
-    return this.pendingLength;
   }
 
   /** Feeds bytes from the stream; delivers every complete packet in order. */
@@ -144,11 +137,9 @@ export class PacketReader {
       }
       const frameEnd = pos + len;
       if (frameEnd > end) {
-        this.pendingLength = len;
         this.keep(buf, off, frameEnd - off);
         return;
       }
-      this.pendingLength = -1;
       // A payload may share the buffer we joined ourselves (it holds only this frame); else it is copied, so a
       // stored message does not pin the socket's whole read buffer.
       this.decode(buf, off, pos, frameEnd, owned && off === 0 && frameEnd === end);
