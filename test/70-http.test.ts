@@ -53,8 +53,16 @@ test('/metrics is Prometheus text with smq_ counters that follow the traffic', a
   const text = await res.text();
   assert.match(text, /^# TYPE smq_messages_received_total counter$/m);
   assert.match(text, /^# TYPE smq_connections gauge$/m);
-  const received = Number(/^smq_messages_received_total (\d+)$/m.exec(text)?.[1]);
-  assert.ok(received >= 1, `smq_messages_received_total is ${received}`);
+  const received = Number(/^smq_messages_received_total\{qos="1"\} (\d+)$/m.exec(text)?.[1]);
+  assert.ok(received >= 1, `smq_messages_received_total{qos="1"} is ${received}`);
+  assert.match(text, /^smq_messages_sent_total\{qos="0"\} \d+$/m, 'messages out by QoS');
+  for (const reason of ['queue_full', 'slow_consumer', 'expired', 'too_large']) {
+    assert.match(text, new RegExp(`^smq_messages_dropped_total\\{reason="${reason}"\\} 0$`, 'm'), `drops by reason ${reason}`);
+  }
+  assert.match(text, /^smq_acl_denials_total\{action="subscribe"\} 0$/m);
+  assert.match(text, /^smq_inflight_messages \d+$/m);
+  assert.match(text, /^smq_queued_messages \d+$/m);
+  assert.match(text, /^smq_auth_failures_total \d+$/m);
   assert.ok(Number(/^smq_connections (\d+)$/m.exec(text)?.[1]) >= 1);
   assert.match(text, /^smq_process_cpu_seconds_total /m, 'process metrics');
   assert.match(text, /^smq_nodejs_eventloop_lag_seconds /m, 'event-loop metrics');

@@ -79,10 +79,17 @@ export class Outbox implements Barrier {
   /** etcd writes made and messages carried, for metrics and the benchmark. */
   writes = 0;
   carried = 0;
+  /** Told the seconds each successful etcd write took (set by the metrics, which keep the histogram). */
+  observeWrite: ((seconds: number) => void) | null = null;
 
   constructor(
     private readonly ctx: EtcdContext,
   ) {}
+
+  /** Messages waiting to be written to etcd, all targets together. */
+  get backlog(): number {
+    return this.queued;
+  }
 
   /** Queues a message for a target node. */
   add(target: string, entry: BatchEntry): void {
@@ -171,8 +178,10 @@ export class Outbox implements Barrier {
     t.seq = Math.max(t.seq + 1, Date.now() * 1000);
     const key = this.ctx.keys.inboxKey(target, this.ctx.self, t.seq);
     const value = this.encoder.batch(key, batch.entries);
+    const started = performance.now();
     this.ctx.client.put(key).value(value).exec().then(
       () => {
+        this.observeWrite?.((performance.now() - started) / 1000);
         this.writes++;
         this.carried += batch.entries.length;
         this.queued -= batch.entries.length;

@@ -475,6 +475,8 @@ export class Connection implements Outlet, ClientInfo {
     }
     if (this.maximumPacketSize > 0 && buf.length > this.maximumPacketSize) return false; // [MQTT-3.1.2-25]
     this.broker.stats.messagesSent++;
+    if (qos === 1) this.broker.stats.sentQos1++;
+    else if (qos === 2) this.broker.stats.sentQos2++;
     // A QoS 2 PUBLISH of a stored session goes out only once its packet id is durable: a client that got it
     // under an id the broker forgot in a crash would be released (PUBREL 0x92) and then get it again.
     if (qos === 2 && this.session !== null && this.session.stored) this.afterCommit(buf);

@@ -90,6 +90,11 @@ export class Session {
     return (this.inflightMap ??= new Map());
   }
 
+  /** Number of outgoing QoS 1/2 messages awaiting acknowledgement (without making the map). */
+  get inflightCount(): number {
+    return this.inflightMap === null ? 0 : this.inflightMap.size;
+  }
+
   /** Outgoing QoS 1/2 messages waiting for room in the in-flight window. */
   get queue(): Ring<Delivery> {
     return (this.queueRing ??= new Ring());

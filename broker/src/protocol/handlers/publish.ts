@@ -37,6 +37,8 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   const session = conn.session;
   if (session === null) return;
   broker.stats.messagesReceived++;
+  if (qos === 1) broker.stats.receivedQos1++;
+  else if (qos === 2) broker.stats.receivedQos2++;
 
   if (qos === 2 && session.incomingQos2.has(id)) {
     conn.writeBytes(encodeAck(PUBREC, id)); // duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10]

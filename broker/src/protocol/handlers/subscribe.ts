@@ -55,6 +55,7 @@ function finish(conn: Connection, packet: ISubscribePacket, codes: number[], sub
       rc = RC.QUOTA_EXCEEDED;
     }
     if (rc !== RC.SUCCESS) {
+      if (rc === RC.NOT_AUTHORIZED) broker.stats.subscribeDenied++;
       granted.push(conn.protocolVersion === 5 ? rc : subackCodeV4(rc));
       return;
     }
