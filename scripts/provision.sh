@@ -4,6 +4,10 @@
 #   - mosquitto itself: the reference broker for SMQ_TEST_AGAINST=mosquitto and the benchmarks;
 #   - etcd (Debian's etcd-server): the cluster tests (test/60-*) start their own on loopback;
 #   - python3 with paho-mqtt 2.x: test/21-paho drives test/fixtures/paho_client.py;
+#   - chromium (Debian's): test/72 opens Swagger UI in it headless, through playwright-core (an npm dev
+#     dependency, which never downloads a browser of its own here);
+#   - promtool (Debian's prometheus package): test/74 lints the /metrics page with `promtool check metrics`;
+#   - schemathesis 4.x (PyPI): test/73 fuzzes the HTTP API against its OpenAPI document;
 #   - node_modules (npm ci) when absent.
 # Caches stay where the tools keep them by default (~/.npm, ~/.cache/pip, /var/cache/apt), outside the repo.
 # Safe to run repeatedly: every step checks first and does nothing when the tool is already there.
@@ -56,10 +60,18 @@ fi
 if ! command -v etcd >/dev/null 2>&1; then
   missing+=(etcd-server)
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  missing+=(chromium)
+fi
+# promtool comes with Debian's server package (there is no promtool-only package). The tests never start
+# the server; in containers policy-rc.d keeps the package's service from starting at install.
+if ! command -v promtool >/dev/null 2>&1; then
+  missing+=(prometheus)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
-  log "mosquitto, mosquitto_pub, mosquitto_sub, etcd and python3 present"
+  log "mosquitto, mosquitto_pub, mosquitto_sub, etcd, chromium, promtool and python3 present"
 fi
 
 # --- paho-mqtt 2.x for python3 ---------------------------------------------------------------------
@@ -86,6 +98,33 @@ else
     python3 -m pip "${pip_args[@]}" --break-system-packages
   fi
   paho_ok || die "paho-mqtt 2.x still not importable by python3"
+fi
+
+# --- schemathesis 4.x for python3 ------------------------------------------------------------------
+# test/73 runs it as `python3 -m schemathesis.cli`, so it needs no bin directory on PATH.
+schemathesis_ok() {
+  python3 - <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+import schemathesis.cli  # noqa: F401
+sys.exit(0 if version("schemathesis").split(".")[0] == "4" else 1)
+PY
+}
+if schemathesis_ok; then
+  log "python3 schemathesis 4.x present"
+else
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  log "installing python3 schemathesis>=4,<5 (pip)"
+  pip_args=(install --quiet --disable-pip-version-check --no-input 'schemathesis>=4,<5')
+  # As for paho-mqtt: Debian's system python refuses plain pip installs (PEP 668), and Debian has no
+  # schemathesis package.
+  if ! python3 -m pip "${pip_args[@]}"; then
+    log "plain pip install failed; retrying with --break-system-packages"
+    python3 -m pip "${pip_args[@]}" --break-system-packages
+  fi
+  schemathesis_ok || die "schemathesis 4.x still not importable by python3"
 fi
 
 # --- node dependencies -----------------------------------------------------------------------------
