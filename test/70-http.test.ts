@@ -127,8 +127,9 @@ test('publish through the API reaches a subscriber; its subscriptions are listed
   const sub = await mqttClient('api-sub');
   const got = new Promise<string>((resolve) => sub.once('message', (_t, p) => resolve(p.toString())));
   await sub.subscribeAsync('api/+/in', { qos: 1 });
+  const stats = (await (await fetch(`${base}/api/v1/stats`, { headers: h })).json()) as { node: string };
   const subs = (await (await fetch(`${base}/api/v1/clients/api-sub/subscriptions`, { headers: h })).json()) as { topic: string; qos: number }[];
-  assert.deepEqual(subs, [{ clientid: 'api-sub', topic: 'api/+/in', qos: 1 }]);
+  assert.deepEqual(subs, [{ clientid: 'api-sub', node: stats.node, topic: 'api/+/in', qos: 1 }]);
   const pub = await fetch(`${base}/api/v1/publish`, { method: 'POST', headers: h, body: JSON.stringify({ topic: 'api/x/in', payload: 'aGk=', encoding: 'base64', qos: 1, retain: true }) });
   assert.equal(pub.status, 204);
   assert.equal(await got, 'hi');

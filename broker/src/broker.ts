@@ -31,6 +31,7 @@ import { SysPublisher } from './sys/sys.js';
 import { Barriers, type Barrier } from './store/barrier.js';
 import { Cluster } from './cluster/cluster.js';
 import { HttpService } from './http/server.js';
+import { ClusterView } from './admin/cluster-view.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
 import type { DeliveryScope } from './routing/router.js';
 
@@ -73,6 +74,8 @@ export class Broker implements SessionContext {
   readonly nodeId: string;
   /** The cluster, when `etcd.endpoints` is set. */
   cluster: Cluster | null = null;
+  /** What the management API sees: this node's clients and subscriptions, or the whole cluster's. */
+  readonly view: ClusterView = new ClusterView(this);
   private readonly listeners: Listener[] = [];
   /** The TLS certificates, watched for rotation, when a TLS or wss listener runs. */
   private certificates: CertificateStore | null = null;
@@ -168,6 +171,7 @@ export class Broker implements SessionContext {
     if (c.tls.enable) addresses.push(`mqtts://${c.host}:${c.tls.port}`);
     const cluster = new Cluster(this, this.nodeId, { name: c.name, addresses, version: this.version, started: Date.now() });
     this.cluster = cluster;
+    cluster.queries.handler = this.view.answer;
     this.addHook(cluster);
     const joined = cluster.start();
     let timer: NodeJS.Timeout | undefined;

@@ -15,6 +15,7 @@ import { Inbox } from './inbox.js';
 import { Keys } from './keys.js';
 import { type MemberInfo, Membership } from './members.js';
 import { Outbox } from './outbox.js';
+import { Queries } from './queries.js';
 import { RetainedSync } from './retained.js';
 import { Routes } from './routes.js';
 import type { Config } from '../config/types.js';
@@ -60,6 +61,8 @@ export class Cluster implements Hook {
   readonly clients: ClientRegistry;
   readonly collector: InboxCollector;
   readonly sessions: SessionMover;
+  /** Questions between nodes, for the management API's cluster-wide answers. */
+  readonly queries: Queries;
   private readonly strategy: SharedStrategy;
   /** Round-robin position per shared group, for picking the node that gets a message. */
   private readonly turns = new Map<string, number>();
@@ -87,6 +90,7 @@ export class Cluster implements Hook {
     const lease = (): Lease | null => this.membership.current;
     this.clients = new ClientRegistry(ctx, lease, (id, by) => host.kickClient(id, by));
     this.sessions = new SessionMover(ctx, lease, host, (node) => this.membership.members.has(node));
+    this.queries = new Queries(ctx, lease);
     this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000);
     this.membership = new Membership(
       this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
@@ -106,6 +110,7 @@ export class Cluster implements Hook {
       () => this.membership.start(),
       () => this.clients.start(),
       () => this.sessions.start(),
+      () => this.queries.start(),
     ];
     let step = 0;
     for (let delay = 500; step < steps.length && !this.stopped; ) {
@@ -226,7 +231,7 @@ export class Cluster implements Hook {
     }
     this.outbox.stop();
     this.collector.stop();
-    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.sessions.stop()]).catch(() => undefined);
+    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.sessions.stop(), this.queries.stop()]).catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     this.client.close();
   }

@@ -10,6 +10,9 @@
  *   sessions/<client id>                      the node holding the client's persistent session
  *   handoff/<node>/<client id>        lease   asks <node> for a persistent session (value: the asking node)
  *   sessions-moving/<client id>       lease   a persistent session on its way to the node that asked for it
+ *   query/<node>/<id>                 lease   a question for <node> (management API: its clients, a kick, ...)
+ *   answer/<asker>/<id>               lease   <node>'s answer, read and deleted by the asker
+ *   bridge/<id>                               a Kafka bridge mapping (MQTT topic filter -> Kafka topic)
  *
  * Keys that carry a lease vanish with the node that wrote them; inbox and retained keys outlive restarts.
  */
@@ -41,6 +44,21 @@ export class Keys {
   /** Session requests for `node`; the client id is the rest of the key. */
   handoff(node: string, clientId = ''): string {
     return `${this.root}handoff/${node}/${clientId}`;
+  }
+
+  /** Questions for `node`; the query id is the rest of the key. */
+  query(node: string, id = ''): string {
+    return `${this.root}query/${node}/${id}`;
+  }
+
+  /** Answers for `asker`; the query id is the rest of the key. */
+  answer(asker: string, id = ''): string {
+    return `${this.root}answer/${asker}/${id}`;
+  }
+
+  /** Bridge mappings, all of them under one prefix; the mapping id is the rest of the key. */
+  bridge(id = ''): string {
+    return `${this.root}bridge/${id}`;
   }
 
   /** A session in transit. */

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Broker } from '../broker.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import type { ClientInfo, PeerCertificate } from '../hooks/types.js';
+import type { AgentInfo } from '../agent/client-info.js';
 import { dispatch } from '../protocol/handlers/index.js';
 import { MqttError } from '../protocol/errors.js';
 import { PacketReader } from '../protocol/codec/reader.js';
@@ -75,6 +76,8 @@ export class Connection implements Outlet, ClientInfo {
   private aliasesOut: Map<string, number> | null = null;
   /** Packets that arrived while an asynchronous handler ran; processed in order afterwards. */
   private backlog: Packet[] | null = null;
+  /** Agent mode: the ClientInfo sent with CONNECT, or null (agent/client-info.ts). */
+  agentInfo: AgentInfo | null = null;
   /** Set when an admission limit refused this connection; its CONNECT is answered with this reason. */
   refusal: { rc: number; limit: string } | null = null;
   /** Per-client publish rate limit, or null when off. */
@@ -83,6 +86,8 @@ export class Connection implements Outlet, ClientInfo {
   private held: Buffer[] | null = null;
   /** The commit the held packets wait for. */
   private heldFor: Promise<void> | null = null;
+  /** Epoch ms at which CONNACK accepted the client; 0 before. */
+  connectedAt = 0;
   /** Why the connection closed, for the disconnect event. */
   closeReason = 'connection lost';
   private readonly reader: PacketReader;
@@ -329,6 +334,7 @@ export class Connection implements Outlet, ClientInfo {
 
   /** Called once CONNACK 0x00 is sent: keep-alive takes over from the connect timeout. */
   startKeepalive(seconds: number): void {
+    this.connectedAt = Date.now();
     this.connectDeadline = 0;
     this.silenceMs = seconds * 1500;
   }
@@ -532,6 +538,11 @@ export class Connection implements Outlet, ClientInfo {
   /** Writes PUBREL for an outgoing QoS 2 message. */
   sendPubrel(packetId: number): void {
     this.writeBytes(encodeAck(PUBREL, packetId));
+  }
+
+  /** The keep-alive in force, in seconds (0: none). */
+  get keepAlive(): number {
+    return this.silenceMs / 1500;
   }
 
   /** A packet-free view of this client for hooks. */

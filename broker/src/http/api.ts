@@ -1,13 +1,14 @@
-import { Router as ExpressRouter, json } from 'express';
+import { Router as ExpressRouter, json, type NextFunction, type Response } from 'express';
 import type { Broker } from '../broker.js';
-import type { Connection } from '../connection/connection.js';
+import { PageTooDeep } from '../admin/cluster-view.js';
 import { Message } from '../message/message.js';
-import { RC } from '../protocol/reason-codes.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/validate.js';
-import type { Session } from '../session/session.js';
 import { fail } from './server.js';
 
-/** `/api/v1`: broker stats, nodes, clients (list, one, kick), subscriptions, publish, retained messages. */
+/**
+ * `/api/v1`: broker stats, nodes, clients (list, one, kick), subscriptions, publish, retained messages. Client
+ * and subscription answers are cluster-wide (every node is asked through etcd; see admin/cluster-view.ts).
+ */
 export function apiRouter(broker: Broker): ExpressRouter {
   const r = ExpressRouter();
   r.use(json({ limit: '1mb' }));
@@ -33,41 +34,37 @@ export function apiRouter(broker: Broker): ExpressRouter {
     }
     res.json([...cluster.membership.members.values()]);
   });
-  r.get('/clients', (req, res) => {
-    const page = Math.max(1, Number(req.query['page'] ?? 1) || 1);
-    const limit = Math.min(1000, Math.max(1, Number(req.query['limit'] ?? 100) || 100));
-    const clientid = typeof req.query['clientid'] === 'string' ? req.query['clientid'] : undefined;
-    const username = typeof req.query['username'] === 'string' ? req.query['username'] : undefined;
-    const all = [...broker.sessions.values()]
-      .filter((s) => s.outlet !== null)
-      .map((s) => describe(broker, s.outlet as Connection))
-      .filter((c) => (clientid === undefined || c.clientid === clientid) && (username === undefined || c.username === username));
-    res.json({ page, limit, total: all.length, clients: all.slice((page - 1) * limit, page * limit) });
-  });
-  r.get('/clients/:id', (req, res) => {
-    const conn = broker.sessions.get(req.params.id)?.outlet as Connection | null | undefined;
-    if (!conn) fail(res, 404, 'CLIENT_NOT_FOUND', 'no such connected client on this node');
-    else res.json(describe(broker, conn));
-  });
-  r.delete('/clients/:id', (req, res) => {
-    const conn = broker.sessions.get(req.params.id)?.outlet as Connection | null | undefined;
-    if (!conn) {
-      fail(res, 404, 'CLIENT_NOT_FOUND', 'no such connected client on this node');
-      return;
-    }
-    conn.closeReason = 'kicked through the HTTP API';
-    conn.close(RC.ADMINISTRATIVE_ACTION);
-    res.status(204).end();
-  });
-  r.get('/clients/:id/subscriptions', (req, res) => {
-    const session = broker.sessions.get(req.params.id);
-    if (session === undefined) fail(res, 404, 'CLIENT_NOT_FOUND', 'no such session on this node');
-    else res.json(subscriptionsOf(session));
-  });
-  r.get('/subscriptions', (req, res) => {
+  const view = broker.view;
+  r.get('/clients', (req, res, next) => {
     const { page, limit } = paging(req.query);
-    const all = [...broker.sessions.values()].flatMap(subscriptionsOf);
-    res.json({ page, limit, total: all.length, subscriptions: all.slice((page - 1) * limit, page * limit) });
+    const filter = { clientid: text(req.query['clientid']), username: text(req.query['username']), node: text(req.query['node']) };
+    view.clients(filter, page, limit).then(({ items, ...rest }) => {
+      res.json({ ...rest, clients: items });
+    }, (err: unknown) => answerError(res, err, next));
+  });
+  r.get('/clients/:id', (req, res, next) => {
+    view.client(req.params.id).then((c) => {
+      if (c === null) fail(res, 404, 'CLIENT_NOT_FOUND', 'no such connected client');
+      else res.json(c);
+    }, next);
+  });
+  r.delete('/clients/:id', (req, res, next) => {
+    view.kick(req.params.id).then((kicked) => {
+      if (kicked) res.status(204).end();
+      else fail(res, 404, 'CLIENT_NOT_FOUND', 'no such connected client');
+    }, next);
+  });
+  r.get('/clients/:id/subscriptions', (req, res, next) => {
+    view.sessionSubscriptions(req.params.id).then((subs) => {
+      if (subs === null) fail(res, 404, 'CLIENT_NOT_FOUND', 'no such session');
+      else res.json(subs);
+    }, next);
+  });
+  r.get('/subscriptions', (req, res, next) => {
+    const { page, limit } = paging(req.query);
+    view.subscriptions({ clientid: text(req.query['clientid']), node: text(req.query['node']) }, page, limit).then(({ items, ...rest }) => {
+      res.json({ ...rest, subscriptions: items });
+    }, (err: unknown) => answerError(res, err, next));
   });
   r.post('/publish', (req, res) => {
     const body = req.body as { topic?: unknown; payload?: unknown; qos?: unknown; retain?: unknown; encoding?: unknown };
@@ -124,22 +121,17 @@ function paging(q: Record<string, unknown>): { page: number; limit: number } {
   };
 }
 
-function subscriptionsOf(s: Session): Record<string, unknown>[] {
-  return [...s.subscriptions.values()].map((sub) => ({ clientid: s.clientId, topic: sub.raw, qos: sub.qos }));
-}
-
 function retainedView(m: Message): Record<string, unknown> {
   return { topic: m.topic, qos: m.qos, payload: m.payload.toString('base64'), encoding: 'base64' };
 }
 
-function describe(broker: Broker, c: Connection): Record<string, unknown> {
-  return {
-    clientid: c.clientId,
-    username: c.username ?? null,
-    node: broker.nodeId,
-    remote: c.remoteAddress,
-    transport: c.transport,
-    proto_ver: c.protocolVersion,
-    subscriptions: c.session?.subscriptions.size ?? 0,
-  };
+/** A query parameter given once as a string, else undefined. */
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** A list that could not be made: a page too deep is the caller's mistake (400), anything else goes on. */
+function answerError(res: Response, err: unknown, next: NextFunction): void {
+  if (err instanceof PageTooDeep) fail(res, 400, err.code, err.message);
+  else next(err);
 }

@@ -90,6 +90,11 @@ export class Session {
     return (this.inflightMap ??= new Map());
   }
 
+  /** Number of subscriptions (without making the map). */
+  get subscriptionCount(): number {
+    return this.subscriptionMap === null ? 0 : this.subscriptionMap.size;
+  }
+
   /** Number of outgoing QoS 1/2 messages awaiting acknowledgement (without making the map). */
   get inflightCount(): number {
     return this.inflightMap === null ? 0 : this.inflightMap.size;

@@ -1,0 +1,133 @@
+/**
+ * 61 cluster API: two broker processes and a real etcd. The HTTP API of one node answers for the whole
+ * cluster: clients and subscriptions on the other node are listed, filtered by node, read and kicked (v5 0x98),
+ * all through etcd (the nodes never connect to each other).
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { connect, type MqttClient } from 'mqtt';
+import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
+
+let etcd: RunningEtcd;
+let a: RunningBroker;
+let b: RunningBroker;
+let api: string;
+const clients: MqttClient[] = [];
+const cluster = `api${process.pid}`;
+const h = { 'x-token': 'k' };
+
+function startNode(id: string, http: boolean): Promise<RunningBroker> {
+  return startBroker({
+    config: {
+      cluster,
+      broker: id,
+      etcd: { endpoints: [etcd.endpoint], lease_ttl: 5 },
+      ws: { enable: false },
+      http: { enable: http, host: '127.0.0.1', port: 0, tokens: ['k'] },
+    },
+    timeoutMs: 30_000,
+  });
+}
+
+before(async () => {
+  etcd = await startEtcd();
+  [a, b] = await Promise.all([startNode('node-a', true), startNode('node-b', false)]);
+  const ready = await a.waitForLog((r) => r['msg'] === 'broker ready');
+  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
+  assert.ok(http);
+  api = `http://127.0.0.1:${http.port}/api/v1`;
+  // Both nodes see each other before the tests ask across them.
+  await waitFor(async () => ((await get('/nodes')) as unknown[]).length === 2, 'both nodes registered');
+});
+
+after(async () => {
+  for (const c of clients) c.end(true);
+  await Promise.all([a?.stop(), b?.stop()]);
+  await etcd?.stop();
+});
+
+async function get(path: string): Promise<unknown> {
+  const res = await fetch(api + path, { headers: h });
+  assert.equal(res.status, 200, `GET ${path}: ${res.status}`);
+  return res.json();
+}
+
+/** Asks until `cond` holds: what etcd carries arrives by watch, a little after the MQTT side is done. */
+async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function mqttClient(port: number, clientId: string, username?: string): Promise<MqttClient> {
+  const c = connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, clientId, username, reconnectPeriod: 0 });
+  clients.push(c);
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  return c;
+}
+
+interface ClientsPage {
+  total: number;
+  unreachable: string[];
+  clients: { clientid: string; node: string; username: string | null }[];
+}
+
+test('clients of both nodes are listed by either node\'s API, in client-id order, filtered by node and username', async () => {
+  await mqttClient(b.port, 'capi-b1', 'alice');
+  await mqttClient(a.port, 'capi-a1');
+  await mqttClient(b.port, 'capi-b2');
+  const all = (await get('/clients?limit=1000')) as ClientsPage;
+  const ours = all.clients.filter((c) => c.clientid.startsWith('capi-'));
+  assert.deepEqual(ours.map((c) => [c.clientid, c.node]), [['capi-a1', 'node-a'], ['capi-b1', 'node-b'], ['capi-b2', 'node-b']]);
+  assert.deepEqual(all.unreachable, []);
+  const onB = (await get('/clients?node=node-b')) as ClientsPage;
+  assert.deepEqual(onB.clients.map((c) => c.clientid), ['capi-b1', 'capi-b2']);
+  assert.equal(onB.total, 2);
+  const alice = (await get('/clients?username=alice')) as ClientsPage;
+  assert.deepEqual(alice.clients.map((c) => c.clientid), ['capi-b1']);
+  // Pages merge across nodes: page 2 of size 1 is the second client in order, wherever it is.
+  const second = (await get('/clients?limit=1&page=2')) as ClientsPage;
+  assert.equal(second.total, 3);
+  assert.deepEqual(second.clients.map((c) => c.clientid), ['capi-b1']);
+  const one = (await get('/clients/capi-b2')) as { node: string; proto_ver: number };
+  assert.deepEqual([one.node, one.proto_ver], ['node-b', 5]);
+});
+
+test('subscriptions held on the other node are listed, per client and in all', async () => {
+  const c = await mqttClient(b.port, 'capi-sub');
+  await c.subscribeAsync({ 'capi/x': { qos: 1 }, '$share/g/capi/y': { qos: 0 } });
+  const subs = (await get('/clients/capi-sub/subscriptions')) as { topic: string; node: string; qos: number }[];
+  assert.deepEqual(subs, [
+    { clientid: 'capi-sub', node: 'node-b', topic: '$share/g/capi/y', qos: 0 },
+    { clientid: 'capi-sub', node: 'node-b', topic: 'capi/x', qos: 1 },
+  ]);
+  const all = (await get('/subscriptions?clientid=capi-sub')) as { total: number; subscriptions: unknown[] };
+  assert.equal(all.total, 2);
+  assert.equal((await fetch(`${api}/clients/nobody-here/subscriptions`, { headers: h })).status, 404);
+});
+
+test('a client on the other node is kicked through this node\'s API with v5 DISCONNECT 0x98', async () => {
+  const c = await mqttClient(b.port, 'capi-kick');
+  const reason = new Promise<number | undefined>((resolve) => c.once('disconnect', (p) => resolve(p.reasonCode)));
+  const res = await fetch(`${api}/clients/capi-kick`, { method: 'DELETE', headers: h });
+  assert.equal(res.status, 204);
+  assert.equal(await reason, 0x98);
+  const missing = await fetch(`${api}/clients/not-connected-anywhere`, { method: 'DELETE', headers: h });
+  assert.equal(missing.status, 404);
+  assert.equal(((await missing.json()) as { code: string }).code, 'CLIENT_NOT_FOUND');
+});
+
+test('a node that stopped answering is named in `unreachable`; the rest of the list still comes', async () => {
+  await b.stop('SIGKILL');
+  // Until its lease expires (5 s), node-b is still a member: asked, silent for 3 s, reported.
+  const page = (await get('/clients?limit=1000')) as ClientsPage;
+  assert.deepEqual(page.unreachable, ['node-b']);
+  assert.ok(page.clients.some((c) => c.clientid === 'capi-a1'), 'node-a\'s clients are listed');
+  assert.ok(!page.clients.some((c) => c.node === 'node-b'));
+});
