@@ -14,9 +14,19 @@ const client = {
     remote: { type: 'string' },
     transport: { type: 'string', enum: ['tcp', 'tls', 'ws', 'wss'] },
     proto_ver: { type: 'integer', enum: [3, 4, 5] },
+    keep_alive: { type: 'integer', description: 'seconds; 0 for none' },
+    session_expiry: { type: 'integer', description: 'seconds the session outlives the connection; 0 for a clean session' },
+    connected_at: { type: 'string', format: 'date-time' },
     subscriptions: { type: 'integer' },
+    inflight: { type: 'integer', description: 'QoS 1/2 messages sent, not yet acknowledged' },
+    queued: { type: 'integer', description: 'QoS 1/2 messages waiting for room in the in-flight window' },
   },
 };
+
+/** Cluster-wide lists name the nodes that did not answer in time (their items are missing from the page). */
+const unreachable = { type: 'array', items: { type: 'string' }, description: 'nodes that did not answer; their items are missing' };
+const nodeFilter = { name: 'node', in: 'query', description: 'only this node (needed for pages beyond item 10000 in a cluster)', schema: { type: 'string' } };
+const tooDeep = { description: 'bad parameter, or a page beyond item 10000 without a node filter (PAGE_TOO_DEEP)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 
 const unauthorized = { description: 'missing or wrong x-token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 const json = (schema: unknown, description = 'ok'): unknown => ({ description, content: { 'application/json': { schema } } });
@@ -32,7 +42,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       schemas: {
         Error: error,
         Client: client,
-        Subscription: { type: 'object', properties: { clientid: { type: 'string' }, topic: { type: 'string' }, qos: { type: 'integer' } } },
+        Subscription: { type: 'object', properties: { clientid: { type: 'string' }, node: { type: 'string' }, topic: { type: 'string' }, qos: { type: 'integer', enum: [0, 1, 2] } } },
         Retained: { type: 'object', properties: { topic: { type: 'string' }, qos: { type: 'integer' }, payload: { type: 'string', format: 'byte' }, encoding: { type: 'string', enum: ['base64'] } } },
       },
     },
@@ -58,15 +68,17 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/clients': {
         get: {
-          summary: 'Connected clients of this node, paged and filtered',
+          summary: 'Connected clients of every node, in client-id order, paged and filtered',
           parameters: [
             { name: 'clientid', in: 'query', schema: { type: 'string' } },
             { name: 'username', in: 'query', schema: { type: 'string' } },
+            nodeFilter,
             { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
           ],
           responses: {
-            200: json({ type: 'object', properties: { page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, clients: { type: 'array', items: { $ref: '#/components/schemas/Client' } } } }),
+            200: json({ type: 'object', properties: { page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, unreachable, clients: { type: 'array', items: { $ref: '#/components/schemas/Client' } } } }),
+            400: tooDeep,
             401: unauthorized,
           },
         },
@@ -80,12 +92,14 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/subscriptions': {
         get: {
-          summary: 'Every subscription on this node, paged',
+          summary: 'Every subscription of every session on every node, paged',
           parameters: [
+            { name: 'clientid', in: 'query', schema: { type: 'string' } },
+            nodeFilter,
             { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
           ],
-          responses: { 200: json({ type: 'object', properties: { page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, subscriptions: { type: 'array', items: { $ref: '#/components/schemas/Subscription' } } } }), 401: unauthorized },
+          responses: { 200: json({ type: 'object', properties: { page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, unreachable, subscriptions: { type: 'array', items: { $ref: '#/components/schemas/Subscription' } } } }), 400: tooDeep, 401: unauthorized },
         },
       },
       '/publish': {
@@ -124,11 +138,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         get: {
           summary: 'One connected client',
-          responses: { 200: json({ $ref: '#/components/schemas/Client' }), 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'not connected here') },
+          responses: { 200: json({ $ref: '#/components/schemas/Client' }), 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'not connected to any node') },
         },
         delete: {
           summary: 'Disconnect a client (v5: DISCONNECT 0x98 administrative action)',
-          responses: { 204: { description: 'disconnected' }, 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'not connected here') },
+          responses: { 204: { description: 'disconnected' }, 401: unauthorized, 404: json({ $ref: '#/components/schemas/Error' }, 'not connected to any node') },
         },
       },
     },
