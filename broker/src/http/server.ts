@@ -43,8 +43,14 @@ export class HttpService {
     app.get('/api/v1/openapi.json', (_req, res) => {
       res.json(doc);
     });
+    // The page's assets are relative ('./swagger-ui.css'): without the slash they would miss the folder.
+    app.get('/api/v1/swagger', (req, res, next) => {
+      if (req.path.endsWith('/')) next();
+      else res.redirect(301, 'swagger/index.html');
+    });
+    // The page before the static files: swagger-ui-dist ships its own index.html, which shows the Petstore.
+    app.get(['/api/v1/swagger/', '/api/v1/swagger/index.html'], swaggerUi.setup(doc));
     app.use('/api/v1/swagger', swaggerUi.serve);
-    app.get(['/api/v1/swagger', '/api/v1/swagger/', '/api/v1/swagger/index.html'], swaggerUi.setup(doc));
     const tokens = new Set(broker.config.http.tokens);
     const file = broker.config.http.token_file;
     app.use('/api/v1', (req: Request, res: Response, next: NextFunction) => {
