@@ -13,6 +13,7 @@ let etcd: RunningEtcd;
 let a: RunningBroker;
 let b: RunningBroker;
 let api: string;
+let apiB: string;
 const clients: MqttClient[] = [];
 const cluster = `api${process.pid}`;
 const h = { 'x-token': 'k' };
@@ -32,11 +33,8 @@ function startNode(id: string, http: boolean): Promise<RunningBroker> {
 
 before(async () => {
   etcd = await startEtcd();
-  [a, b] = await Promise.all([startNode('node-a', true), startNode('node-b', false)]);
-  const ready = await a.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http);
-  api = `http://127.0.0.1:${http.port}/api/v1`;
+  [a, b] = await Promise.all([startNode('node-a', true), startNode('node-b', true)]);
+  [api, apiB] = await Promise.all([apiOf(a), apiOf(b)]);
   // Both nodes see each other before the tests ask across them.
   await waitFor(async () => ((await get('/nodes')) as unknown[]).length === 2, 'both nodes registered');
 });
@@ -46,6 +44,13 @@ after(async () => {
   await Promise.all([a?.stop(), b?.stop()]);
   await etcd?.stop();
 });
+
+async function apiOf(node: RunningBroker): Promise<string> {
+  const ready = await node.waitForLog((r) => r['msg'] === 'broker ready');
+  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
+  assert.ok(http);
+  return `http://127.0.0.1:${http.port}/api/v1`;
+}
 
 async function get(path: string): Promise<unknown> {
   const res = await fetch(api + path, { headers: h });
@@ -121,6 +126,19 @@ test('a client on the other node is kicked through this node\'s API with v5 DISC
   const missing = await fetch(`${api}/clients/not-connected-anywhere`, { method: 'DELETE', headers: h });
   assert.equal(missing.status, 404);
   assert.equal(((await missing.json()) as { code: string }).code, 'CLIENT_NOT_FOUND');
+});
+
+test('a bridge mapping added through one node is bridged by every node; removed through another, gone everywhere', async () => {
+  const added = await fetch(`${api}/bridge/`, { method: 'POST', headers: h, body: '{"topic": "devices/+/up", "queue": "uplink"}' });
+  assert.equal(added.status, 201);
+  const { id } = (await added.json()) as { id: string };
+  const listedOn = async (base: string): Promise<boolean> => {
+    const list = (await (await fetch(`${base}/bridge/`, { headers: h })).json()) as { mappings: { id: string }[] };
+    return list.mappings.some((m) => m.id === id);
+  };
+  await waitFor(() => listedOn(apiB), 'the mapping reaches node-b through etcd');
+  assert.equal((await fetch(`${apiB}/bridge/${id}`, { method: 'DELETE', headers: h })).status, 204);
+  await waitFor(async () => !(await listedOn(api)), 'the removal reaches node-a');
 });
 
 test('a node that stopped answering is named in `unreachable`; the rest of the list still comes', async () => {

@@ -143,3 +143,52 @@ test('publish through the API reaches a subscriber; its subscriptions are listed
   assert.equal((await fetch(`${base}/api/v1/retained/api/x/in`, { method: 'DELETE', headers: h })).status, 204);
   assert.equal((await fetch(`${base}/api/v1/retained/api/x/in`, { headers: h })).status, 404);
 });
+
+test('bridge mappings: the seed\'s curl (no JSON content type) adds one; listed, read, idempotent, removed; bad ones get 400', async () => {
+  const h = { 'x-token': 't0ken' };
+  // curl -X POST .../api/v1/bridge/ -H 'accept: application/json' -H 'x-token: ...' -d '{"topic": "event", "queue": "event"}'
+  const added = await fetch(`${base}/api/v1/bridge/`, {
+    method: 'POST',
+    headers: { ...h, accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+    body: '{"topic": "event", "queue": "event"}',
+  });
+  assert.equal(added.status, 201);
+  const mapping = (await added.json()) as { id: string; topic: string; queue: string };
+  assert.deepEqual([mapping.topic, mapping.queue], ['event', 'event']);
+  const again = await fetch(`${base}/api/v1/bridge`, { method: 'POST', headers: { ...h, 'content-type': 'application/json' }, body: '{"topic": "event", "queue": "event"}' });
+  assert.equal(again.status, 200, 'adding the same mapping again changes nothing');
+  assert.equal(((await again.json()) as { id: string }).id, mapping.id);
+  const list = (await (await fetch(`${base}/api/v1/bridge/`, { headers: h })).json()) as { total: number; mappings: { id: string }[] };
+  assert.deepEqual(list.mappings.map((m) => m.id), [mapping.id]);
+  assert.equal((await fetch(`${base}/api/v1/bridge/${mapping.id}`, { headers: h })).status, 200);
+  for (const body of ['{"topic": "a/#/b", "queue": "q"}', '{"topic": "a", "queue": "no spaces"}', '{"topic": "a"}']) {
+    const bad = await fetch(`${base}/api/v1/bridge/`, { method: 'POST', headers: { ...h, 'content-type': 'application/json' }, body });
+    assert.equal(bad.status, 400, body);
+    assert.match(((await bad.json()) as { code: string }).code, /^BAD_(TOPIC|QUEUE)$/);
+  }
+  assert.equal((await fetch(`${base}/api/v1/bridge/${mapping.id}`, { method: 'DELETE', headers: h })).status, 204);
+  const gone = await fetch(`${base}/api/v1/bridge/${mapping.id}`, { method: 'DELETE', headers: h });
+  assert.equal(gone.status, 404);
+  assert.equal(((await gone.json()) as { code: string }).code, 'MAPPING_NOT_FOUND');
+});
+
+test('bridge mappings survive a restart (kept in store.dir)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smq-http-store-'));
+  const config = { store: { dir }, http: { enable: true, host: '127.0.0.1', port: 0, tokens: ['k'] } };
+  const apiOf = async (b: RunningBroker): Promise<string> => {
+    const ready = await b.waitForLog((r) => r['msg'] === 'broker ready');
+    const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
+    return `http://127.0.0.1:${http?.port}/api/v1/bridge/`;
+  };
+  const first = await startBroker({ config });
+  const url = await apiOf(first);
+  assert.equal((await fetch(url, { method: 'POST', headers: { 'x-token': 'k' }, body: '{"topic": "sensors/#", "queue": "sensors"}' })).status, 201);
+  await first.stop('SIGKILL');
+  const second = await startBroker({ config });
+  try {
+    const list = (await (await fetch(await apiOf(second), { headers: { 'x-token': 'k' } })).json()) as { mappings: { topic: string; queue: string }[] };
+    assert.deepEqual(list.mappings.map((m) => [m.topic, m.queue]), [['sensors/#', 'sensors']]);
+  } finally {
+    await second.stop();
+  }
+});

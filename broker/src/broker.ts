@@ -32,6 +32,8 @@ import { Barriers, type Barrier } from './store/barrier.js';
 import { Cluster } from './cluster/cluster.js';
 import { HttpService } from './http/server.js';
 import { ClusterView } from './admin/cluster-view.js';
+import { BridgeMappings, type MappingBackend } from './bridge/mappings.js';
+import { FileMappings } from './bridge/file-backend.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
 import type { DeliveryScope } from './routing/router.js';
 
@@ -76,6 +78,8 @@ export class Broker implements SessionContext {
   cluster: Cluster | null = null;
   /** What the management API sees: this node's clients and subscriptions, or the whole cluster's. */
   readonly view: ClusterView = new ClusterView(this);
+  /** Kafka bridge mappings: in `store.dir` standalone, in etcd in a cluster, in memory without either. */
+  readonly bridgeMappings = new BridgeMappings();
   private readonly listeners: Listener[] = [];
   /** The TLS certificates, watched for rotation, when a TLS or wss listener runs. */
   private certificates: CertificateStore | null = null;
@@ -132,7 +136,15 @@ export class Broker implements SessionContext {
         retained: snapshot.retained.length, ms: Date.now() - started }, 'store recovered');
       this.barriers.add(this.store);
     }
-    if (c.etcd.endpoints.length > 0) await this.joinCluster();
+    if (c.etcd.endpoints.length > 0) {
+      // Until the node has joined, a mapping change has nowhere safe to go: refused, not kept in memory.
+      this.bridgeMappings.use(NOT_JOINED);
+      await this.joinCluster();
+    } else if (c.store.dir !== '') {
+      const file = new FileMappings(c.store.dir, this.bridgeMappings);
+      file.load();
+      this.bridgeMappings.use(file);
+    }
     const accept = (stream: Duplex, peer: Peer): void => this.attach(stream, peer);
     let secure: SecureOptions | null = null;
     if (c.tls.enable || c.wss.enable) {
@@ -532,3 +544,9 @@ export class Broker implements SessionContext {
     await this.hooks.stop();
   }
 }
+
+/** The mapping store of a clustered node that has not reached etcd yet. */
+const NOT_JOINED: MappingBackend = {
+  put: () => Promise.reject(new Error('not joined to the cluster: etcd unreachable')),
+  remove: () => Promise.reject(new Error('not joined to the cluster: etcd unreachable')),
+};

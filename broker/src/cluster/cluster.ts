@@ -16,6 +16,8 @@ import { Keys } from './keys.js';
 import { type MemberInfo, Membership } from './members.js';
 import { Outbox } from './outbox.js';
 import { Queries } from './queries.js';
+import { MappingSync } from './bridge.js';
+import type { BridgeMappings } from '../bridge/mappings.js';
 import { RetainedSync } from './retained.js';
 import { Routes } from './routes.js';
 import type { Config } from '../config/types.js';
@@ -26,6 +28,8 @@ export interface ClusterHost extends SessionHost {
   readonly log: Logger;
   readonly router: Router;
   readonly barriers: Barriers;
+  /** The Kafka bridge's mappings, kept cluster-wide in etcd. */
+  readonly bridgeMappings: BridgeMappings;
   /** The local store's barrier (inbox batches are deleted once their deliveries are durable). */
   readonly localBarrier: Barrier;
   /** Delivers a message from another node to this node's subscribers (no hooks, no retained). */
@@ -63,6 +67,8 @@ export class Cluster implements Hook {
   readonly sessions: SessionMover;
   /** Questions between nodes, for the management API's cluster-wide answers. */
   readonly queries: Queries;
+  /** Bridge mappings in etcd, the same on every node. */
+  readonly bridge: MappingSync;
   private readonly strategy: SharedStrategy;
   /** Round-robin position per shared group, for picking the node that gets a message. */
   private readonly turns = new Map<string, number>();
@@ -91,6 +97,7 @@ export class Cluster implements Hook {
     this.clients = new ClientRegistry(ctx, lease, (id, by) => host.kickClient(id, by));
     this.sessions = new SessionMover(ctx, lease, host, (node) => this.membership.members.has(node));
     this.queries = new Queries(ctx, lease);
+    this.bridge = new MappingSync(ctx, host.bridgeMappings);
     this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000);
     this.membership = new Membership(
       this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
@@ -105,6 +112,7 @@ export class Cluster implements Hook {
   async start(): Promise<void> {
     const steps: (() => Promise<void>)[] = [
       () => this.retained.start(),
+      () => this.bridge.start(),
       () => this.routes.start(),
       () => this.inbox.start(),
       () => this.membership.start(),
@@ -231,7 +239,7 @@ export class Cluster implements Hook {
     }
     this.outbox.stop();
     this.collector.stop();
-    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.sessions.stop(), this.queries.stop()]).catch(() => undefined);
+    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.sessions.stop(), this.queries.stop(), this.bridge.stop()]).catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     this.client.close();
   }

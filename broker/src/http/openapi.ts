@@ -1,3 +1,5 @@
+import { bridgePaths } from './bridge-openapi.js';
+
 /** The OpenAPI 3 document of `/api/v1`, served at `/api/v1/openapi.json` and shown by Swagger UI. */
 const error = {
   type: 'object',
@@ -47,6 +49,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
     },
     paths: {
+      ...bridgePaths,
       '/stats': {
         get: {
           summary: "This node's counters",

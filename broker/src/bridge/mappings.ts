@@ -1,0 +1,109 @@
+import { createHash } from 'node:crypto';
+import { topicMatches } from '../acl/match.js';
+import { isValidTopicFilter } from '../protocol/validate.js';
+
+/** One bridge mapping: messages published to topics matching `topic` (an MQTT filter) go to Kafka topic `queue`. */
+export interface BridgeMapping {
+  /** Derived from topic and queue, so the same mapping has the same id on every node and every time. */
+  readonly id: string;
+  readonly topic: string;
+  readonly queue: string;
+}
+
+/** Where mappings are kept: a file in `store.dir`, or etcd in a cluster (see cluster/bridge.ts). */
+export interface MappingBackend {
+  /** Makes a change durable; resolves once it is. */
+  put(mapping: BridgeMapping): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+/** Kafka topic names: 1 to 249 of [a-zA-Z0-9._-], and not "." or "..". */
+const KAFKA_TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/** A mapping request that cannot be taken (the API answers 400 with `code`). */
+export class MappingError extends Error {
+  constructor(readonly code: 'BAD_TOPIC' | 'BAD_QUEUE', message: string) {
+    super(message);
+  }
+}
+
+/** The stable id of a mapping: 16 base64url characters of SHA-256 over topic and queue. */
+export function mappingId(topic: string, queue: string): string {
+  return createHash('sha256').update(topic).update('\u0000').update(queue).digest('base64url').slice(0, 16);
+}
+
+/** Checks a requested mapping and returns it with its id; throws a {@link MappingError} naming the bad field. */
+export function makeMapping(topic: unknown, queue: unknown): BridgeMapping {
+  if (typeof topic !== 'string' || topic === '' || !isValidTopicFilter(topic) || topic.startsWith('$')) {
+    throw new MappingError('BAD_TOPIC', 'topic must be an MQTT topic filter (wildcards allowed) not starting with $');
+  }
+  if (typeof queue !== 'string' || !KAFKA_TOPIC.test(queue) || queue === '.' || queue === '..') {
+    throw new MappingError('BAD_QUEUE', 'queue must be a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -');
+  }
+  return { id: mappingId(topic, queue), topic, queue };
+}
+
+/**
+ * The bridge mappings of this broker (cluster-wide in a cluster): the set the bridge matches published topics
+ * against, changed through the HTTP API (and the operator) and kept by a {@link MappingBackend}.
+ */
+export class BridgeMappings {
+  private readonly byId = new Map<string, BridgeMapping>();
+  private backend: MappingBackend | null = null;
+  /** Told of every change, from this node or from the cluster (the Kafka bridge follows it). */
+  onChange: (() => void) | null = null;
+
+  /** Sets where changes are kept (the file store, or etcd once the node joined a cluster). */
+  use(backend: MappingBackend): void {
+    this.backend = backend;
+  }
+
+  /** Every mapping, ordered by topic then queue. */
+  list(): BridgeMapping[] {
+    return [...this.byId.values()].sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
+  }
+
+  get(id: string): BridgeMapping | undefined {
+    return this.byId.get(id);
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** The mappings whose filter matches a topic name. */
+  match(topic: string): BridgeMapping[] {
+    const out: BridgeMapping[] = [];
+    for (const m of this.byId.values()) if (topicMatches(m.topic, topic)) out.push(m);
+    return out;
+  }
+
+  /** Adds a mapping, durably; `created` is false when it was there already (adding is idempotent). */
+  async add(mapping: BridgeMapping): Promise<{ mapping: BridgeMapping; created: boolean }> {
+    if (this.byId.has(mapping.id)) return { mapping, created: false };
+    await this.backend?.put(mapping);
+    const created = !this.byId.has(mapping.id);
+    this.apply(mapping);
+    return { mapping, created };
+  }
+
+  /** Removes a mapping, durably; false when there was none with that id. */
+  async remove(id: string): Promise<boolean> {
+    if (!this.byId.has(id)) return false;
+    await this.backend?.remove(id);
+    this.forget(id);
+    return true;
+  }
+
+  /** Applies a mapping known from the backend (a file read at start, an etcd watch). */
+  apply(mapping: BridgeMapping): void {
+    if (this.byId.has(mapping.id)) return;
+    this.byId.set(mapping.id, mapping);
+    this.onChange?.();
+  }
+
+  /** Forgets a mapping removed elsewhere. */
+  forget(id: string): void {
+    if (this.byId.delete(id)) this.onChange?.();
+  }
+}
