@@ -141,6 +141,21 @@ test('a bridge mapping added through one node is bridged by every node; removed 
   await waitFor(async () => !(await listedOn(api)), 'the removal reaches node-a');
 });
 
+test('/metrics counts cross-node forwards and the etcd latency of each batch write', async () => {
+  const sub = await mqttClient(b.port, 'capi-metrics-sub');
+  await sub.subscribeAsync('capi/metrics', { qos: 1 });
+  const pub = await mqttClient(a.port, 'capi-metrics-pub');
+  const got = new Promise<void>((resolve) => sub.once('message', () => resolve()));
+  // The route reaches node-a through etcd a moment after SUBACK: publish until it arrives.
+  const timer = setInterval(() => void pub.publishAsync('capi/metrics', 'x', { qos: 1 }), 100);
+  await got.finally(() => clearInterval(timer));
+  const text = await (await fetch(api.replace('/api/v1', '/metrics'))).text();
+  assert.ok(Number(/^smq_cluster_messages_sent_total (\d+)$/m.exec(text)?.[1]) >= 1, 'messages sent to node-b');
+  assert.ok(Number(/^smq_cluster_etcd_write_seconds_count (\d+)$/m.exec(text)?.[1]) >= 1, 'etcd write latency observed');
+  assert.match(text, /^smq_cluster_etcd_write_seconds_bucket\{le="0\.01"\} \d+$/m);
+  assert.match(text, /^smq_cluster_members 2$/m);
+});
+
 test('a node that stopped answering is named in `unreachable`; the rest of the list still comes', async () => {
   await b.stop('SIGKILL');
   // Until its lease expires (5 s), node-b is still a member: asked, silent for 3 s, reported.
