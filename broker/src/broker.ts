@@ -36,6 +36,9 @@ import { BridgeMappings, type MappingBackend } from './bridge/mappings.js';
 import { FileMappings } from './bridge/file-backend.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
 import type { DeliveryScope } from './routing/router.js';
+import { AgentRegistry } from './agent/registry.js';
+import { NotifyHook } from './notify/hook.js';
+import { createNotifier } from './notify/notifier.js';
 
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
 const NEVER = 0xffffffff;
@@ -76,6 +79,10 @@ export class Broker implements SessionContext {
   readonly nodeId: string;
   /** The cluster, when `etcd.endpoints` is set. */
   cluster: Cluster | null = null;
+  /** Agents connected to this node (agent mode). */
+  readonly agents = new AgentRegistry();
+  /** The hook that tracks agents and sends notifications (`notify.*`). */
+  readonly notifications: NotifyHook;
   /** What the management API sees: this node's clients and subscriptions, or the whole cluster's. */
   readonly view: ClusterView = new ClusterView(this);
   /** Kafka bridge mappings: in `store.dir` standalone, in etcd in a cluster, in memory without either. */
@@ -109,6 +116,8 @@ export class Broker implements SessionContext {
     // Authentication first (its order is the order of consultation), then access control.
     for (const h of createAuthHooks(config, log)) this.addHook(h);
     for (const h of createAclHooks(config, log)) this.addHook(h);
+    this.notifications = new NotifyHook(this, this.agents, createNotifier(config, log));
+    this.addHook(this.notifications);
   }
 
   /** Adds a hook (auth, ACL, bridge, ...); the delivery path learns whether anyone checks reads. */

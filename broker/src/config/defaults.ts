@@ -45,7 +45,10 @@ export const DEFAULTS: Config = deepFreeze({
   etcd: { endpoints: [], username: '', password: '', ca: '', cert: '', key: '', lease_ttl: 10, orphan_ttl: 3600 },
   http: { enable: true, host: '127.0.0.1', port: 8888, tokens: [], token_file: '' },
   bridge: { enable: false, type: 'kafka', kafka: { addr: ['127.0.0.1:9092'] } },
-  notify: { enable: false, type: 'grpc', server: '127.0.0.1:9999' },
+  notify: {
+    enable: false, type: 'grpc', server: '127.0.0.1:9999',
+    queue_size: 10000, timeout: 5000, retries: 5, backoff: 200, backoff_max: 10000, concurrency: 8, flush_timeout: 2000,
+  },
   auth: {
     enable: false,
     password_file: '',

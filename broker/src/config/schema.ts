@@ -186,7 +186,29 @@ const KEYS = [
 
   { path: 'notify.enable', kind: 'bool', description: 'send client and agent notifications' },
   { path: 'notify.type', kind: 'enum', values: NOTIFY_TYPES, description: 'notification transport' },
-  { path: 'notify.server', kind: 'string', description: 'notification server address (host:port)' },
+  {
+    path: 'notify.server', kind: 'string', pattern: NON_EMPTY,
+    description: 'notification server: host:port (grpc, http), or for http a URL http(s)://host:port/path',
+  },
+  {
+    path: 'notify.queue_size', kind: 'int', min: 1, max: INT32,
+    description: 'notifications waiting to be sent, at most; newer ones are dropped (counted as queue_full)',
+  },
+  { path: 'notify.timeout', kind: 'int', min: 1, max: 600000, description: 'milliseconds one call to the notification server may take' },
+  {
+    path: 'notify.retries', kind: 'int', min: 0, max: 1000,
+    description: 'further attempts after a failed call before a notification is dropped (counted as retries_exhausted)',
+  },
+  { path: 'notify.backoff', kind: 'int', min: 1, max: 600000, description: 'milliseconds before the first retry, doubled for each further one' },
+  { path: 'notify.backoff_max', kind: 'int', min: 1, max: 3600000, description: 'longest wait between retries, in milliseconds' },
+  {
+    path: 'notify.concurrency', kind: 'int', min: 1, max: 1024,
+    description: 'calls to the notification server in flight at once (one client\'s events always go one at a time, in order)',
+  },
+  {
+    path: 'notify.flush_timeout', kind: 'int', min: 0, max: 600000,
+    description: 'milliseconds a stopping broker spends sending the notifications still queued',
+  },
 
   {
     path: 'auth.enable', kind: 'bool',

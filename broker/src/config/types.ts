@@ -186,7 +186,26 @@ export interface Config {
     readonly type: 'kafka';
     readonly kafka: { readonly addr: readonly string[] };
   };
-  readonly notify: { readonly enable: boolean; readonly type: 'grpc' | 'http'; readonly server: string };
+  readonly notify: {
+    readonly enable: boolean;
+    readonly type: 'grpc' | 'http';
+    /** `host:port`; for `http` also a full `http(s)://host:port/path` URL. */
+    readonly server: string;
+    /** Events waiting to be sent, at most; newer ones are dropped (and counted) beyond it. */
+    readonly queue_size: number;
+    /** Milliseconds one call to the notification server may take. */
+    readonly timeout: number;
+    /** Further attempts after a failed one before an event is dropped. */
+    readonly retries: number;
+    /** Milliseconds before the first retry; doubled for each further one. */
+    readonly backoff: number;
+    /** Largest wait between retries, in milliseconds. */
+    readonly backoff_max: number;
+    /** Calls in flight at once (events of one client always go one at a time, in order). */
+    readonly concurrency: number;
+    /** Milliseconds a stopping broker spends sending what is still queued. */
+    readonly flush_timeout: number;
+  };
   readonly auth: AuthConfig;
   readonly acl: AclConfig;
   readonly limits: LimitsConfig;

@@ -1,5 +1,6 @@
 import type { IConnectPacket } from 'mqtt-packet';
 import type { Message } from '../message/message.js';
+import type { AgentInfo } from '../agent/client-info.js';
 
 /** What a verified client certificate says about its holder (mutual TLS). */
 export interface PeerCertificate {
@@ -18,6 +19,8 @@ export interface ClientInfo {
   readonly protocolVersion: 3 | 4 | 5;
   /** The verified client certificate, when the client connected with mutual TLS. */
   readonly certificate: PeerCertificate | undefined;
+  /** Agent mode: the ClientInfo the client sent with CONNECT, if any (agent/client-info.ts). */
+  readonly agentInfo?: AgentInfo | null;
 }
 
 /** The answer of an authentication hook. `undefined` abstains and lets the next hook decide. */

@@ -4,6 +4,7 @@ import { PageTooDeep } from '../admin/cluster-view.js';
 import { Message } from '../message/message.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/validate.js';
 import { fail } from './server.js';
+import { agentsRouter } from './agents-api.js';
 import { bridgeRouter } from './bridge-api.js';
 
 /**
@@ -15,6 +16,7 @@ export function apiRouter(broker: Broker): ExpressRouter {
   // Before the JSON parser: the seed's curl posts mappings without a JSON content type.
   r.use(bridgeRouter(broker));
   r.use(json({ limit: '1mb' }));
+  r.use(agentsRouter(broker));
   r.get('/stats', (_req, res) => {
     const s = broker.stats;
     res.json({

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Broker } from '../broker.js';
+import { registerNotifyMetrics } from '../notify/metrics.js';
 
 /**
  * Prometheus metrics (prom-client), read from the broker's plain counters at scrape time: the MQTT path pays
@@ -52,6 +53,7 @@ export function brokerMetrics(broker: Broker): Registry {
   labelled('smq_limit_hits_total', 'Requests refused by a configured limit, by limit', 'limit', () => s.limitHits);
   counter('smq_malformed_packets_total', 'Connections closed for a malformed packet', () => s.malformed);
   counter('smq_slow_consumers_total', 'Clients disconnected as slow consumers', () => s.slowConsumers);
+  registerNotifyMetrics(registry, broker);
   const cluster = broker.cluster;
   if (cluster !== null) {
     gauge('smq_cluster_members', 'Nodes in the cluster', () => cluster.membership.members.size);

@@ -1,3 +1,4 @@
+import { agentPaths } from './agents-openapi.js';
 import { bridgePaths } from './bridge-openapi.js';
 
 /** The OpenAPI 3 document of `/api/v1`, served at `/api/v1/openapi.json` and shown by Swagger UI. */
@@ -49,6 +50,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
     },
     paths: {
+      ...agentPaths,
       ...bridgePaths,
       '/stats': {
         get: {

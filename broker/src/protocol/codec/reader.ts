@@ -1,4 +1,5 @@
 import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
+import { connectTrailer, type ConnectWithTrailer } from '../../agent/client-info.js';
 import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
 
@@ -255,7 +256,12 @@ export class PacketReader {
       return;
     }
     // mqtt-packet learns the level from the CONNECT; keep ours in step for the fast path.
-    if (packet.cmd === 'connect') this.version = (packet as IConnectPacket).protocolVersion ?? 4;
+    if (packet.cmd === 'connect') {
+      this.version = (packet as IConnectPacket).protocolVersion ?? 4;
+      // Agent mode: mqtt-packet ignores bytes after the payload; the ClientInfo is there (agent/client-info.ts).
+      const trailer = connectTrailer(buf, off, end);
+      if (trailer !== null) (packet as ConnectWithTrailer).trailer = trailer;
+    }
     this.sink.onPacket(packet);
   }
 }

@@ -5,6 +5,7 @@ import { MqttError } from '../errors.js';
 import { connackCodeV4, RC } from '../reason-codes.js';
 import { isValidClientId, isValidTopicName } from '../validate.js';
 import { certificateUsername } from '../../listeners/certificates.js';
+import { clientInfoOf } from '../../agent/client-info.js';
 
 type ConnackProperties = NonNullable<IConnackPacket['properties']>;
 
@@ -19,6 +20,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     checkProperties(conn, packet);
     if (conn.refusal) throw new MqttError(conn.refusal.rc, `${conn.refusal.limit} exceeded`);
     identify(conn, packet, props);
+    conn.agentInfo = clientInfoOf(packet); // agent mode: the seed's ClientInfo, if the client sent one
     // With tls.cert_username, the verified certificate names the client, whatever username it sent.
     const certName = certificateUsername(conn.broker.config.tls, conn.certificate);
     if (certName !== undefined) conn.username = certName;
@@ -123,7 +125,10 @@ function refuse(conn: Connection, err: MqttError): void {
     conn.broker.stats.authFailures++;
     conn.broker.hooks.authFailed(conn, err.reasonCode);
   }
-  if (conn.protocolVersion === 5) {
+  if (conn.protocolVersion !== 5 && err.reasonCode === RC.PAYLOAD_FORMAT_INVALID) {
+    // 3.1.x has no return code for a malformed CONNECT: close without CONNACK [MQTT-4.8.0-1].
+    conn.broker.stats.malformed++;
+  } else if (conn.protocolVersion === 5) {
     conn.write({
       cmd: 'connack',
       sessionPresent: false,
