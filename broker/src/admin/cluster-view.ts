@@ -1,3 +1,4 @@
+import type { AgentView } from '../agent/registry.js';
 import type { Broker } from '../broker.js';
 import type { QueryHandler } from '../cluster/queries.js';
 import { type ClientFilter, type ClientView, compare, NodeView, type Slice, type SubscriptionView } from './node-view.js';
@@ -41,6 +42,8 @@ export class ClusterView {
       case 'subscriptions': return v.subscriptions(str('clientid'), num('offset'), num('max'));
       case 'session-subscriptions': return v.sessionSubscriptions(str('clientid') ?? '');
       case 'kick': return v.kick(str('clientid') ?? '');
+      case 'agents': return v.agents(num('offset'), num('max'));
+      case 'agent': return v.agent(str('clientid') ?? '');
       default: throw new Error(`unknown query ${kind}`);
     }
   };
@@ -64,6 +67,16 @@ export class ClusterView {
     const { node, ...rest } = filter;
     return this.list<SubscriptionView>('subscriptions', { ...rest }, node, page, limit,
       (a, b) => compare(a.clientid, b.clientid) || compare(a.node, b.node) || compare(a.topic, b.topic));
+  }
+
+  /** Agents of every node (or one), in client-id order, one page. */
+  agents(node: string | undefined, page: number, limit: number): Promise<Page<AgentView>> {
+    return this.list<AgentView>('agents', {}, node, page, limit, (a, b) => compare(a.id, b.id) || compare(a.node_id, b.node_id));
+  }
+
+  /** An agent wherever it is connected, or null. */
+  agent(clientId: string): Promise<AgentView | null> {
+    return this.first<AgentView>('agent', clientId);
   }
 
   /** A connected client wherever it is, or null. */

@@ -1,3 +1,4 @@
+import type { AgentView } from '../agent/registry.js';
 import type { Broker } from '../broker.js';
 import type { Connection } from '../connection/connection.js';
 import { RC } from '../protocol/reason-codes.js';
@@ -54,7 +55,7 @@ export class NodeView {
     const sessions = filter.clientid !== undefined ? (one === undefined ? [] : [one]) : this.broker.sessions.values();
     for (const s of sessions) {
       const c = s.outlet as Connection | null;
-      if (c === null || !c.connected) continue;
+      if (c === null || !c.connected || c.closed) continue;
       if (filter.username !== undefined && c.username !== filter.username) continue;
       all.push(c);
     }
@@ -95,6 +96,17 @@ export class NodeView {
     return s === undefined ? null : this.subscriptionsOf(s);
   }
 
+  /** Agents connected here (agent mode), by client id, from `offset`, at most `max`. */
+  agents(offset: number, max: number): Slice<AgentView> {
+    const all = this.broker.agents.list();
+    return { total: all.length, items: all.slice(offset, offset + max) };
+  }
+
+  /** One agent connected here, or null. */
+  agent(clientId: string): AgentView | null {
+    return this.broker.agents.get(clientId) ?? null;
+  }
+
   /** Disconnects a client connected here (v5 DISCONNECT 0x98 Administrative action); false when it is not here. */
   kick(clientId: string): boolean {
     const c = this.connection(clientId);
@@ -106,7 +118,8 @@ export class NodeView {
 
   private connection(clientId: string): Connection | null {
     const c = this.broker.sessions.get(clientId)?.outlet as Connection | null | undefined;
-    return c && c.connected ? c : null;
+    // A closing connection (kicked, say) is gone for the API at once, not when its socket has closed.
+    return c && c.connected && !c.closed ? c : null;
   }
 
   private subscriptionsOf(s: Session): SubscriptionView[] {

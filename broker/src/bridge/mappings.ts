@@ -82,9 +82,9 @@ export class BridgeMappings {
   async add(mapping: BridgeMapping): Promise<{ mapping: BridgeMapping; created: boolean }> {
     if (this.byId.has(mapping.id)) return { mapping, created: false };
     await this.backend?.put(mapping);
-    const created = !this.byId.has(mapping.id);
+    // In a cluster the watch may have applied our own write already: it is still this call that created it.
     this.apply(mapping);
-    return { mapping, created };
+    return { mapping, created: true };
   }
 
   /** Removes a mapping, durably; false when there was none with that id. */
