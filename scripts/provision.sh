@@ -8,7 +8,9 @@
 #     dependency, which never downloads a browser of its own here);
 #   - promtool (Debian's prometheus package): test/74 lints the /metrics page with `promtool check metrics`;
 #   - schemathesis 4.x (PyPI): test/73 fuzzes the HTTP API against its OpenAPI document;
-#   - node_modules (npm ci) when absent.
+#   - node_modules (npm ci) when absent;
+#   - Apache Kafka's jars from Maven Central, with Java and Maven (scripts/kafka.sh): the Kafka bridge tests
+#     start a KRaft broker on loopback through test/helpers/kafka.ts; cached in ~/.cache/smq/kafka-<version>.
 # Caches stay where the tools keep them by default (~/.npm, ~/.cache/pip, /var/cache/apt), outside the repo.
 # Safe to run repeatedly: every step checks first and does nothing when the tool is already there.
 set -euo pipefail
@@ -134,5 +136,8 @@ if [ ! -d node_modules ]; then
 else
   log "node_modules present"
 fi
+
+# --- Apache Kafka (jars from Maven Central, Java, Maven) ---------------------------------------------
+bash scripts/kafka.sh
 
 log "done"
