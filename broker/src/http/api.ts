@@ -3,6 +3,8 @@ import type { Broker } from '../broker.js';
 import { PageTooDeep } from '../admin/cluster-view.js';
 import { Message } from '../message/message.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/validate.js';
+import { ApiError, apiErrors, paging, refuseOtherMethods, textParam } from './params.js';
+import { BASE64 } from './openapi-common.js';
 import { fail } from './server.js';
 import { agentsRouter } from './agents-api.js';
 import { bridgeRouter } from './bridge-api.js';
@@ -42,7 +44,8 @@ export function apiRouter(broker: Broker): ExpressRouter {
   const view = broker.view;
   r.get('/clients', (req, res, next) => {
     const { page, limit } = paging(req.query);
-    const filter = { clientid: text(req.query['clientid']), username: text(req.query['username']), node: text(req.query['node']) };
+    const q = req.query;
+    const filter = { clientid: textParam(q, 'clientid'), username: textParam(q, 'username'), node: textParam(q, 'node') };
     view.clients(filter, page, limit).then(({ items, ...rest }) => {
       res.json({ ...rest, clients: items });
     }, (err: unknown) => answerError(res, err, next));
@@ -67,33 +70,18 @@ export function apiRouter(broker: Broker): ExpressRouter {
   });
   r.get('/subscriptions', (req, res, next) => {
     const { page, limit } = paging(req.query);
-    view.subscriptions({ clientid: text(req.query['clientid']), node: text(req.query['node']) }, page, limit).then(({ items, ...rest }) => {
+    view.subscriptions({ clientid: textParam(req.query, 'clientid'), node: textParam(req.query, 'node') }, page, limit).then(({ items, ...rest }) => {
       res.json({ ...rest, subscriptions: items });
     }, (err: unknown) => answerError(res, err, next));
   });
   r.post('/publish', (req, res) => {
-    const body = req.body as { topic?: unknown; payload?: unknown; qos?: unknown; retain?: unknown; encoding?: unknown };
-    const topic = body.topic;
-    if (typeof topic !== 'string' || !isValidTopicName(topic) || topic.startsWith('$')) {
-      fail(res, 400, 'BAD_TOPIC', 'topic must be a valid topic name without wildcards, not starting with $');
-      return;
-    }
-    const qos = body.qos ?? 0;
-    if (qos !== 0 && qos !== 1 && qos !== 2) {
-      fail(res, 400, 'BAD_QOS', 'qos must be 0, 1 or 2');
-      return;
-    }
-    if (typeof body.payload !== 'string') {
-      fail(res, 400, 'BAD_PAYLOAD', 'payload must be a string (encoding: plain or base64)');
-      return;
-    }
-    const payload = Buffer.from(body.payload, body.encoding === 'base64' ? 'base64' : 'utf8');
-    broker.route(null, new Message(topic, payload, qos, body.retain === true, undefined, '', broker.now()));
+    const { topic, payload, qos, retain } = publishRequest(req.is('application/json'), req.body);
+    broker.route(null, new Message(topic, payload, qos, retain, undefined, '', broker.now()));
     res.status(204).end();
   });
   r.get('/retained', (req, res) => {
     const { page, limit } = paging(req.query);
-    const filter = typeof req.query['topic'] === 'string' ? req.query['topic'] : '#';
+    const filter = textParam(req.query, 'topic') ?? '#';
     if (!isValidTopicFilter(filter)) {
       fail(res, 400, 'BAD_FILTER', 'topic must be a valid topic filter');
       return;
@@ -102,12 +90,12 @@ export function apiRouter(broker: Broker): ExpressRouter {
     res.json({ page, limit, total: all.length, messages: all.slice((page - 1) * limit, page * limit) });
   });
   r.get('/retained/*', (req, res) => {
-    const m = broker.router.retained.get((req.params as Record<string, string>)['0'] ?? '');
+    const m = broker.router.retained.get(topicParam(req.params));
     if (m === undefined) fail(res, 404, 'RETAINED_NOT_FOUND', 'no retained message on this topic');
     else res.json(retainedView(m));
   });
   r.delete('/retained/*', (req, res) => {
-    const topic = (req.params as Record<string, string>)['0'] ?? '';
+    const topic = topicParam(req.params);
     if (broker.router.retained.get(topic) === undefined) {
       fail(res, 404, 'RETAINED_NOT_FOUND', 'no retained message on this topic');
       return;
@@ -116,23 +104,42 @@ export function apiRouter(broker: Broker): ExpressRouter {
     broker.route(null, new Message(topic, Buffer.alloc(0), 0, true, undefined, '', broker.now()));
     res.status(204).end();
   });
+  refuseOtherMethods(r);
+  r.use(apiErrors);
   return r;
 }
 
-function paging(q: Record<string, unknown>): { page: number; limit: number } {
-  return {
-    page: Math.max(1, Number(q['page'] ?? 1) || 1),
-    limit: Math.min(1000, Math.max(1, Number(q['limit'] ?? 100) || 100)),
-  };
+/** The topic of `/retained/<topic>` (the rest of the path, slashes and all): a topic name, wildcards refused. */
+function topicParam(params: Record<string, string>): string {
+  const topic = params['0'] ?? '';
+  if (!isValidTopicName(topic)) throw new ApiError(400, 'BAD_TOPIC', 'the path must end in a topic name (no + or #)');
+  return topic;
 }
+
+/** A POST /publish body, checked field by field (each mistake has its own code). */
+function publishRequest(contentType: string | false | null, body: unknown): { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean } {
+  if (contentType === false) throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
+  if (contentType === null || typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError(400, 'BAD_BODY', 'the body must be a JSON object with topic and payload');
+  }
+  const { topic, payload, qos = 0, retain = false, encoding = 'plain' } = body as Record<string, unknown>;
+  if (typeof topic !== 'string' || !isValidTopicName(topic) || topic.startsWith('$')) {
+    throw new ApiError(400, 'BAD_TOPIC', 'topic must be a valid topic name without wildcards, not starting with $');
+  }
+  if (qos !== 0 && qos !== 1 && qos !== 2) throw new ApiError(400, 'BAD_QOS', 'qos must be 0, 1 or 2');
+  if (typeof retain !== 'boolean') throw new ApiError(400, 'BAD_RETAIN', 'retain must be true or false');
+  if (encoding !== 'plain' && encoding !== 'base64') throw new ApiError(400, 'BAD_ENCODING', 'encoding must be plain or base64');
+  // Buffer.from(.., 'base64') skips what is not base64: a typo would publish other bytes than meant.
+  if (typeof payload !== 'string' || (encoding === 'base64' && !BASE64_RE.test(payload))) {
+    throw new ApiError(400, 'BAD_PAYLOAD', 'payload must be a string, in base64 when encoding is base64');
+  }
+  return { topic, payload: Buffer.from(payload, encoding === 'base64' ? 'base64' : 'utf8'), qos, retain };
+}
+
+const BASE64_RE = new RegExp(BASE64);
 
 function retainedView(m: Message): Record<string, unknown> {
   return { topic: m.topic, qos: m.qos, payload: m.payload.toString('base64'), encoding: 'base64' };
-}
-
-/** A query parameter given once as a string, else undefined. */
-function text(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
 }
 
 /** A list that could not be made: a page too deep is the caller's mistake (400), anything else goes on. */

@@ -11,7 +11,8 @@ import { fail } from './server.js';
 export function bridgeRouter(broker: Broker): ExpressRouter {
   const r = ExpressRouter();
   const mappings = broker.bridgeMappings;
-  r.post('/bridge', json({ limit: '64kb', type: () => true }), (req, res, next) => {
+  // Room for the longest topic filter MQTT allows (65535 bytes) and a queue name, JSON-escaped.
+  r.post('/bridge', json({ limit: '512kb', type: () => true }), (req, res, next) => {
     const body = (req.body ?? {}) as { topic?: unknown; queue?: unknown };
     let mapping;
     try {

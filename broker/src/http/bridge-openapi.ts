@@ -1,4 +1,6 @@
 /** OpenAPI path objects of `/bridge` (merged into the document by openapi.ts). */
+import { KAFKA_TOPIC, PUBLIC_TOPIC_FILTER } from './openapi-common.js';
+
 const ref = (name: string): unknown => ({ $ref: `#/components/schemas/${name}` });
 const error = (description: string): unknown => ({ description, content: { 'application/json': { schema: ref('Error') } } });
 const unauthorized = error('missing or wrong x-token');
@@ -7,8 +9,8 @@ const mapping = {
   required: ['id', 'topic', 'queue'],
   properties: {
     id: { type: 'string', description: 'stable id derived from topic and queue' },
-    topic: { type: 'string', description: 'MQTT topic filter (wildcards allowed)', example: 'event' },
-    queue: { type: 'string', description: 'Kafka topic', example: 'event' },
+    topic: { type: 'string', minLength: 1, maxLength: 65535, pattern: PUBLIC_TOPIC_FILTER, description: 'MQTT topic filter (wildcards allowed), not starting with $', example: 'event' },
+    queue: { type: 'string', pattern: KAFKA_TOPIC, description: 'Kafka topic: 1 to 249 of a-z A-Z 0-9 . _ -, not . or ..', example: 'event' },
   },
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
@@ -26,6 +28,7 @@ export const bridgePaths = {
         201: { description: 'added, on every node of the cluster', content: { 'application/json': { schema: mapping } } },
         400: error('bad topic (BAD_TOPIC) or queue (BAD_QUEUE), or a body that is not JSON'),
         401: unauthorized,
+        413: error('BODY_TOO_LARGE: more than 512 KiB'),
         503: error('the mapping store (store.dir file or etcd) did not take the change (MAPPINGS_UNAVAILABLE)'),
       },
     },
