@@ -10,17 +10,21 @@ export interface Finished {
 }
 
 /**
- * Runs `command args` to completion. One still running after `timeoutMs` is killed and the promise rejects,
- * naming the command and what it printed so far.
+ * Runs `command args` to completion, with `input` on its standard input (empty when absent). One still running
+ * after `timeoutMs` is killed and the promise rejects, naming the command and what it printed so far.
  */
 export function runToEnd(
   command: string,
   args: readonly string[],
-  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
 ): Promise<Finished> {
   const timeoutMs = options.timeoutMs ?? 10000;
   return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Without input the command reads end of file at once, as from /dev/null. One that exits before reading all
+    // of its input must not fail the write (EPIPE): its exit code tells.
+    proc.stdin.on('error', () => {});
+    proc.stdin.end(options.input ?? '');
     let stdout = '';
     let stderr = '';
     proc.stdout.setEncoding('utf8');

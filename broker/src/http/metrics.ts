@@ -9,6 +9,11 @@ import { registerNotifyMetrics } from '../notify/metrics.js';
 export function brokerMetrics(broker: Broker): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'smq_' });
+  // prom-client names three gauges *_total, a suffix Prometheus keeps for counters (promtool check metrics
+  // flags them). Each has a by-type gauge beside it, whose sum is the same number.
+  for (const name of ['smq_nodejs_active_handles_total', 'smq_nodejs_active_requests_total', 'smq_nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
   const s = broker.stats;
   const gauge = (name: string, help: string, read: () => number): void => {
     registry.registerMetric(new Gauge({ name, help, registers: [], collect() { this.set(read()); } }));
