@@ -7,7 +7,7 @@
  * endpoints something to show.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,6 +16,8 @@ import { ROOT, startBroker, type RunningBroker } from './helpers/broker.js';
 import { runToEnd } from './helpers/process.js';
 
 const TOKEN = 'schemathesis-t0ken';
+// hypothesis and schemathesis keep their databases and reports in the working directory: not the repo.
+const workDir = mkdtempSync(join(tmpdir(), 'smq-schemathesis-'));
 let broker: RunningBroker;
 let base: string;
 const clients: MqttClient[] = [];
@@ -49,6 +51,7 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.end(true);
   await broker?.stop();
+  rmSync(workDir, { recursive: true, force: true });
 });
 
 test('schemathesis (every check, all phases) finds no server error and no answer outside the OpenAPI document', async () => {
@@ -69,8 +72,7 @@ test('schemathesis (every check, all phases) finds no server error and no answer
     // says nothing about the API.
     '--suppress-health-check', 'too_slow',
   ], {
-    // hypothesis and schemathesis keep their databases and reports in the working directory: not the repo.
-    cwd: mkdtempSync(join(tmpdir(), 'smq-schemathesis-')),
+    cwd: workDir,
     timeoutMs: 110_000,
   });
   // Long generated bodies make lines of many kilobytes: keep each line short in the failure message.
