@@ -156,6 +156,25 @@ test('/metrics counts cross-node forwards and the etcd latency of each batch wri
   assert.match(text, /^smq_cluster_members 2$/m);
 });
 
+test('an agent on the other node is listed, with its ClientInfo, by this node\'s /agents', async () => {
+  const info = { host_name: 'pi.example.com', intranet_ip: '10.0.0.7', public_ip: '', platform: 'linux', arch: 'aarch64', os: 'Debian 12', agent_version: 'v0.0.1' };
+  const agent = connect(`mqtt://127.0.0.1:${b.port}`, {
+    protocolVersion: 5, clientId: 'capi-agent', reconnectPeriod: 0, properties: { userProperties: { client_info: JSON.stringify(info) } },
+  });
+  clients.push(agent);
+  await new Promise<void>((resolve, reject) => {
+    agent.once('connect', () => resolve());
+    agent.once('error', reject);
+  });
+  await agent.subscribeAsync('agents/capi-agent', { qos: 1 });
+  const page = (await get('/agents')) as { total: number; agents: { id: string; node_id: string; host_name: string; arch: string }[] };
+  const seen = page.agents.find((x) => x.id === 'capi-agent');
+  assert.deepEqual([seen?.node_id, seen?.host_name, seen?.arch], ['node-b', 'pi.example.com', 'aarch64']);
+  const one = (await get('/agents/capi-agent')) as { intranet_ip: string };
+  assert.equal(one.intranet_ip, '10.0.0.7');
+  assert.equal((await fetch(`${api}/agents/no-such-agent`, { headers: h })).status, 404);
+});
+
 test('a node that stopped answering is named in `unreachable`; the rest of the list still comes', async () => {
   await b.stop('SIGKILL');
   // Until its lease expires (5 s), node-b is still a member: asked, silent for 3 s, reported.

@@ -1,4 +1,5 @@
 /** The OpenAPI 3 path objects of `/api/v1/agents` (agents-api.ts), merged into the document in openapi.ts. */
+import { PAGE_PARAM } from './openapi-common.js';
 
 const str = { type: 'string' };
 const errorBody = { $ref: '#/components/schemas/Error' };
@@ -33,9 +34,10 @@ const unauthorized = { description: 'missing or wrong x-token', content: { 'appl
 export const agentPaths = {
   '/agents': {
     get: {
-      summary: 'Agents connected to this node (clients subscribed to agents/<own client id>), with their ClientInfo, paged',
+      summary: 'Agents of every node (clients subscribed to agents/<own client id>), with their ClientInfo, in client-id order, paged',
       parameters: [
-        { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
+        { name: 'node', in: 'query', description: 'only this node (needed for pages beyond item 10000 in a cluster)', schema: { type: 'string' } },
+        PAGE_PARAM,
         { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
       ],
       responses: {
@@ -46,9 +48,11 @@ export const agentPaths = {
             required: ['page', 'limit', 'total', 'agents'],
             properties: {
               page: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, agents: { type: 'array', items: agent },
+              unreachable: { type: 'array', items: { type: 'string' }, description: 'nodes that did not answer; their agents are missing' },
             },
           } } },
         },
+        400: { description: 'bad parameter, or a page beyond item 10000 without a node filter (PAGE_TOO_DEEP)', content: { 'application/json': { schema: errorBody } } },
         401: unauthorized,
       },
     },
@@ -56,11 +60,11 @@ export const agentPaths = {
   '/agents/{clientid}': {
     parameters: [{ name: 'clientid', in: 'path', required: true, schema: { type: 'string' } }],
     get: {
-      summary: 'One agent connected to this node',
+      summary: 'One agent, wherever it is connected',
       responses: {
         200: { description: 'ok', content: { 'application/json': { schema: agent } } },
         401: unauthorized,
-        404: { description: 'no such agent here (AGENT_NOT_FOUND)', content: { 'application/json': { schema: errorBody } } },
+        404: { description: 'no such agent on any node (AGENT_NOT_FOUND)', content: { 'application/json': { schema: errorBody } } },
       },
     },
   },
