@@ -41,6 +41,7 @@ export function brokerMetrics(broker: Broker): Registry {
   gauge('smq_retained_messages', 'Retained messages', () => broker.router.retained.size);
   gauge('smq_inflight_messages', 'Outgoing QoS 1/2 messages sent and not yet acknowledged', () => sumSessions(broker, 'inflight'));
   gauge('smq_queued_messages', 'Outgoing QoS 1/2 messages waiting for room in a client\'s in-flight window', () => sumSessions(broker, 'queued'));
+  gauge('smq_bridge_mappings', 'Kafka bridge mappings (cluster-wide in a cluster)', () => broker.bridgeMappings.size);
   counter('smq_connections_accepted_total', 'Connections accepted', () => s.connectionsTotal);
   labelled('smq_messages_received_total', 'PUBLISH packets received from clients, by QoS', 'qos', () => [
     ['0', s.messagesReceived - s.receivedQos1 - s.receivedQos2], ['1', s.receivedQos1], ['2', s.receivedQos2],
