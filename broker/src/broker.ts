@@ -34,6 +34,7 @@ import { HttpService } from './http/server.js';
 import { ClusterView } from './admin/cluster-view.js';
 import { BridgeMappings, type MappingBackend } from './bridge/mappings.js';
 import { FileMappings } from './bridge/file-backend.js';
+import { KafkaBridge, QUEUE_PREFIX } from './bridge/hook.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
 import type { DeliveryScope } from './routing/router.js';
 import { AgentRegistry } from './agent/registry.js';
@@ -87,6 +88,8 @@ export class Broker implements SessionContext {
   readonly view: ClusterView = new ClusterView(this);
   /** Kafka bridge mappings: in `store.dir` standalone, in etcd in a cluster, in memory without either. */
   readonly bridgeMappings = new BridgeMappings();
+  /** The Kafka bridge (`bridge.enable`), or null. */
+  readonly bridge: KafkaBridge | null = null;
   private readonly listeners: Listener[] = [];
   /** The TLS certificates, watched for rotation, when a TLS or wss listener runs. */
   private certificates: CertificateStore | null = null;
@@ -118,6 +121,10 @@ export class Broker implements SessionContext {
     for (const h of createAclHooks(config, log)) this.addHook(h);
     this.notifications = new NotifyHook(this, this.agents, createNotifier(config, log));
     this.addHook(this.notifications);
+    if (config.bridge.enable) {
+      this.bridge = new KafkaBridge(this);
+      this.addHook(this.bridge);
+    }
   }
 
   /** Adds a hook (auth, ACL, bridge, ...); the delivery path learns whether anyone checks reads. */
@@ -231,7 +238,10 @@ export class Broker implements SessionContext {
 
   /** A promise while cross-node buffers are congested (publishers then pause until it resolves), else null. */
   congestion(): Promise<void> | null {
-    return this.cluster === null ? null : this.cluster.outbox.congestion();
+    const cluster = this.cluster === null ? null : this.cluster.outbox.congestion();
+    const bridge = this.bridge === null ? null : this.bridge.congestion();
+    if (cluster === null) return bridge;
+    return bridge === null ? cluster : Promise.all([cluster, bridge]).then(() => undefined);
   }
 
   /** ClusterHost: gives up a persistent session to another node (its client, if here, is disconnected). */
@@ -468,8 +478,13 @@ export class Broker implements SessionContext {
     else rc.then(decide, (err: unknown) => this.log.error({ err }, 'will authorization failed'));
   }
 
-  /** Routes an accepted message: retained store, hooks, then subscribers. */
-  route(client: ClientInfo | null, message: Message): void {
+  /**
+   * Routes an accepted message: retained store, hooks, then subscribers. Returns what its acknowledgement must
+   * wait for besides the store (the Kafka bridge's produce), or null. A `$queue/` message goes to the hooks
+   * only (the bridge claims it): no subscriber can match it, and it is never retained.
+   */
+  route(client: ClientInfo | null, message: Message): Promise<void> | null {
+    if (message.topic.startsWith(QUEUE_PREFIX)) return handled(this.hooks.publish(client, message));
     if (message.retain) {
       this.router.retain(message);
       // $SYS values are made again every interval; storing them would only churn the disk.
@@ -479,8 +494,9 @@ export class Broker implements SessionContext {
         else store.putRetained(message);
       }
     }
-    this.hooks.publish(client, message);
+    const hold = handled(this.hooks.publish(client, message));
     this.router.publish(message);
+    return hold;
   }
 
   /** Sends the retained messages matching a new subscription, by its retain handling [MQTT-3.3.1-6] (MQTT 5 section 3.3.1.3). */
@@ -559,3 +575,9 @@ const NOT_JOINED: MappingBackend = {
   put: () => Promise.reject(new Error('not joined to the cluster: etcd unreachable')),
   remove: () => Promise.reject(new Error('not joined to the cluster: etcd unreachable')),
 };
+
+/** Marks a hold as handled: wills and API publishes do not wait for it, and its failure must not crash the process. */
+function handled(hold: Promise<void> | null): Promise<void> | null {
+  hold?.catch(() => undefined);
+  return hold;
+}

@@ -117,7 +117,7 @@ describe('loadConfig: sources', () => {
       tls: { ...DEFAULTS.tls, enable: false, verify: false, cert: 'ssl/server/cert.pem', key: 'ssl/server/key.pem' },
       etcd: { ...DEFAULTS.etcd, endpoints: ['127.0.0.1:2379'] },
       http: { ...DEFAULTS.http, enable: true, host: '0.0.0.0', port: 8888 },
-      bridge: { enable: false, type: 'kafka', kafka: { addr: ['127.0.0.1:9092'] } },
+      bridge: { ...DEFAULTS.bridge, enable: false, type: 'kafka', kafka: { ...DEFAULTS.bridge.kafka, addr: ['127.0.0.1:9092'] } },
       notify: { ...DEFAULTS.notify, enable: false, type: 'grpc', server: '127.0.0.1:9999' },
       auth: { ...DEFAULTS.auth, enable: false },
       acl: { ...DEFAULTS.acl, enable: false },

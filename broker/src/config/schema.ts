@@ -182,7 +182,32 @@ const KEYS = [
 
   { path: 'bridge.enable', kind: 'bool', description: 'bridge published messages to the message queue' },
   { path: 'bridge.type', kind: 'enum', values: BRIDGE_TYPES, description: 'bridge back-end' },
+  {
+    path: 'bridge.buffer', kind: 'int', min: 1, max: INT32,
+    description: 'messages waiting for Kafka, at most; a bridged publish beyond it is refused (v5 PUBACK 0x97) and counted',
+  },
   { path: 'bridge.kafka.addr', kind: 'string-list', description: 'Kafka brokers (host:port)' },
+  { path: 'bridge.kafka.client_id', kind: 'string', description: "the producer's client id; empty means smq-<node id>" },
+  { path: 'bridge.kafka.key', kind: 'enum', values: ['topic', 'clientid'], description: "Kafka record key: the MQTT topic or the publisher's client id (order is kept per key)" },
+  {
+    path: 'bridge.kafka.acks', kind: 'enum', values: ['all', 'leader', 'none'],
+    description: 'acknowledgement Kafka gives before a QoS 1/2 publish is acknowledged: all (idempotent producer), leader, none',
+  },
+  { path: 'bridge.kafka.compression', kind: 'enum', values: ['none', 'gzip'], description: 'compression of record batches' },
+  { path: 'bridge.kafka.linger', kind: 'int', min: 0, max: 60000, description: 'milliseconds a batch waits for more messages' },
+  { path: 'bridge.kafka.batch_size', kind: 'int', min: 1, max: 100000, description: 'messages in one batch, at most' },
+  { path: 'bridge.kafka.timeout', kind: 'int', min: 100, max: 600000, description: 'milliseconds one request to Kafka may take' },
+  { path: 'bridge.kafka.tls.enable', kind: 'bool', description: 'talk TLS to Kafka' },
+  { path: 'bridge.kafka.tls.ca', kind: 'string', description: 'CA bundle that verifies the Kafka brokers (PEM); empty uses the system CAs' },
+  { path: 'bridge.kafka.tls.cert', kind: 'string', description: 'client certificate for Kafka (PEM), with bridge.kafka.tls.key' },
+  { path: 'bridge.kafka.tls.key', kind: 'string', description: 'private key of bridge.kafka.tls.cert (PEM)' },
+  { path: 'bridge.kafka.tls.verify', kind: 'bool', description: "verify the Kafka brokers' certificates (turn off only for tests)" },
+  {
+    path: 'bridge.kafka.sasl.mechanism', kind: 'enum', values: ['none', 'plain', 'scram-sha-256', 'scram-sha-512'],
+    description: 'SASL authentication to Kafka',
+  },
+  { path: 'bridge.kafka.sasl.username', kind: 'string', description: 'SASL user' },
+  { path: 'bridge.kafka.sasl.password', kind: 'string', description: "SASL user's password (or SMQ_BRIDGE_KAFKA_SASL_PASSWORD)" },
 
   { path: 'notify.enable', kind: 'bool', description: 'send client and agent notifications' },
   { path: 'notify.type', kind: 'enum', values: NOTIFY_TYPES, description: 'notification transport' },

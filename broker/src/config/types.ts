@@ -181,11 +181,7 @@ export interface Config {
     readonly tokens: readonly string[];
     readonly token_file: string;
   };
-  readonly bridge: {
-    readonly enable: boolean;
-    readonly type: 'kafka';
-    readonly kafka: { readonly addr: readonly string[] };
-  };
+  readonly bridge: BridgeConfig;
   readonly notify: {
     readonly enable: boolean;
     readonly type: 'grpc' | 'http';
@@ -224,4 +220,34 @@ export interface Config {
   /** Seconds between `$SYS/broker/...` updates; 0 turns them off. */
   readonly sys_interval: number;
   readonly mqtt: MqttConfig;
+}
+
+/** `bridge.*`: the Kafka bridge (the seed's `enable`, `type`, `kafka.addr`, and the producer's settings). */
+export interface BridgeConfig {
+  readonly enable: boolean;
+  readonly type: 'kafka';
+  /** Messages waiting for Kafka, at most; a bridged publish beyond it is refused (v5 0x97) and counted. */
+  readonly buffer: number;
+  readonly kafka: {
+    readonly addr: readonly string[];
+    /** The producer's client id; empty means `smq-<node id>`. */
+    readonly client_id: string;
+    /** Kafka record key: the MQTT topic, or the publisher's client id. */
+    readonly key: 'topic' | 'clientid';
+    /** `all` (with the idempotent producer), `leader` or `none`. */
+    readonly acks: 'all' | 'leader' | 'none';
+    readonly compression: 'none' | 'gzip';
+    /** Milliseconds a batch waits for more messages before it is sent. */
+    readonly linger: number;
+    /** Messages in one batch, at most. */
+    readonly batch_size: number;
+    /** Milliseconds one request to Kafka may take. */
+    readonly timeout: number;
+    readonly tls: { readonly enable: boolean; readonly ca: string; readonly cert: string; readonly key: string; readonly verify: boolean };
+    readonly sasl: {
+      readonly mechanism: 'none' | 'plain' | 'scram-sha-256' | 'scram-sha-512';
+      readonly username: string;
+      readonly password: string;
+    };
+  };
 }

@@ -86,6 +86,8 @@ export class Connection implements Outlet, ClientInfo {
   private held: Buffer[] | null = null;
   /** The commit the held packets wait for. */
   private heldFor: Promise<void> | null = null;
+  /** A wait that is not a store commit (ackAfter) is among those held: later waits include the earlier ones. */
+  private heldChained = false;
   /** Epoch ms at which CONNACK accepted the client; 0 before. */
   connectedAt = 0;
   /** Why the connection closed, for the disconnect event. */
@@ -355,6 +357,16 @@ export class Connection implements Outlet, ClientInfo {
     this.afterCommit(encodeAck(first, packetId));
   }
 
+  /**
+   * ackId() once `wait` has resolved too (the Kafka bridge's produce) besides the store's commit; later packets
+   * stay behind it, so acknowledgements keep the order of the PUBLISH packets [MQTT-4.6.0-2].
+   */
+  ackAfter(wait: Promise<void>, first: number, packetId: number): void {
+    if (this.closed) return;
+    const store = this.broker.barriers;
+    this.holdUntil(store.dirty ? Promise.all([store.flush(), wait]).then(() => undefined) : wait, encodeAck(first, packetId), true);
+  }
+
   /** Writes pre-encoded bytes (in order, like write()). */
   writeBytes(buf: Buffer): void {
     if (this.closed) return;
@@ -381,20 +393,40 @@ export class Connection implements Outlet, ClientInfo {
       }
       this.held = [];
     }
-    this.held.push(buf);
-    if (!dirty) return; // covered by the commit already awaited
+    if (!dirty) {
+      this.held.push(buf);
+      return; // covered by the commit already awaited
+    }
     const commit = store.flush();
-    if (commit === this.heldFor) return;
-    // A newer commit covers everything before it; only the latest one releases the queue.
-    this.heldFor = commit;
-    commit.then(
+    if (commit === this.heldFor) {
+      this.held.push(buf);
+      return;
+    }
+    this.holdUntil(commit, buf, false);
+  }
+
+  /**
+   * Holds `buf` (and everything after it) until `until` resolves. A newer store commit covers every older one,
+   * so only the latest releases the queue; a wait of another kind (`chained`) covers nothing else, so once one
+   * is held, every later wait includes the ones before it.
+   */
+  private holdUntil(until: Promise<void>, buf: Buffer, chained: boolean): void {
+    (this.held ??= []).push(buf);
+    const before = this.heldFor;
+    let wait = until;
+    if (before !== null && (chained || this.heldChained)) wait = Promise.all([before, until]).then(() => undefined);
+    if (chained) this.heldChained = true;
+    this.heldFor = wait;
+    wait.then(
       () => {
-        if (this.heldFor === commit) this.release();
+        if (this.heldFor === wait) this.release();
       },
       (err: unknown) => {
+        if (this.closed) return;
         // Nothing held was acknowledged, so nothing is lost: the client sends again after reconnecting.
-        this.log.error({ err }, 'store commit failed: closing the connection unacknowledged');
+        this.log.error({ err }, 'an acknowledgement could not be made good (store or bridge): closing the connection unacknowledged');
         this.held = null;
+        this.heldFor = null;
         this.close(RC.UNSPECIFIED_ERROR, true);
       },
     );
@@ -404,6 +436,7 @@ export class Connection implements Outlet, ClientInfo {
     const held = this.held;
     this.held = null;
     this.heldFor = null;
+    this.heldChained = false;
     if (held !== null && !this.closed) for (const buf of held) this.emit(buf);
   }
 

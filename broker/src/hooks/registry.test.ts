@@ -58,11 +58,25 @@ test('authorizeSubscribe: async answers combine like publish ones', async () => 
 test('event hooks all run, and a throwing hook neither stops the others nor reaches the caller', () => {
   const seen: string[] = [];
   const bad: Hook = { name: 'bad', onConnected: () => { throw new Error('boom'); }, onPublish: () => { throw new Error('boom'); } };
-  const good: Hook = { name: 'good', onConnected: (c) => seen.push(`connected ${c.clientId}`), onPublish: (_c, m) => seen.push(`publish ${m.topic}`) };
+  const good: Hook = { name: 'good', onConnected: (c) => seen.push(`connected ${c.clientId}`), onPublish: (_c, m) => void seen.push(`publish ${m.topic}`) };
   const r = registry([bad, good]);
   r.connected(client, connect);
-  r.publish(client, message);
+  assert.equal(r.publish(client, message), null, 'nobody holds the acknowledgement');
   assert.deepEqual(seen, ['connected c1', 'publish a/b']);
+});
+
+test('publish returns the wait of every hook that holds the acknowledgement, all of them together', async () => {
+  const releases: (() => void)[] = [];
+  const holding = (name: string): Hook => ({ name, onPublish: () => new Promise<void>((resolve) => releases.push(resolve)) });
+  const hold = registry([holding('a'), { name: 'quiet', onPublish: () => undefined }, holding('b')]).publish(client, message);
+  assert.ok(hold instanceof Promise);
+  let done = false;
+  void hold.then(() => (done = true));
+  releases[0]?.();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(done, false, 'one of two waits is not enough');
+  releases[1]?.();
+  await hold;
 });
 
 test('hooks that provide no publish listener leave the publish list null (one check on the hot path)', () => {

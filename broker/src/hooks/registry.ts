@@ -110,11 +110,21 @@ export class HookRegistry {
     return combine(answers, this.aclRequired);
   }
 
-  /** Calls `onPublish` of every hook that has it. */
-  publish(client: ClientInfo | null, message: Message): void {
+  /** Calls `onPublish` of every hook that has it; returns what the acknowledgement must wait for, or null. */
+  publish(client: ClientInfo | null, message: Message): Promise<void> | null {
     const list = this.publishListeners;
-    if (list === null) return;
-    for (const h of list) this.safely(h, 'onPublish', () => (h.onPublish as Fn<'onPublish'>).call(h, client, message));
+    if (list === null) return null;
+    let hold: Promise<void> | null = null;
+    for (const h of list) {
+      try {
+        const wait = (h.onPublish as Fn<'onPublish'>).call(h, client, message);
+        if (wait !== undefined) hold = hold === null ? wait : Promise.all([hold, wait]).then(() => undefined);
+      } catch (err) {
+        // A failing listener must never reach the publisher.
+        this.log.error({ err, hook: h.name, event: 'onPublish' }, 'hook failed');
+      }
+    }
+    return hold;
   }
 
   authFailed(client: ClientInfo, reasonCode: number): void {

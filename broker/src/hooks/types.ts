@@ -72,8 +72,12 @@ export interface Hook {
   onAuthFailure?(client: ClientInfo, reasonCode: number): void;
   onSubscribed?(client: ClientInfo, subscription: SubscriptionRequest, granted: number): void;
   onUnsubscribed?(client: ClientInfo, filter: string): void;
-  /** A message accepted from a client (or the broker) and about to be routed. */
-  onPublish?(client: ClientInfo | null, message: Message): void;
+  /**
+   * A message accepted from a client (or the broker) and about to be routed. A promise holds the publisher's
+   * acknowledgement (QoS 1/2) until it resolves (the Kafka bridge: until Kafka has the message); a rejection
+   * closes the publisher's connection unacknowledged, so it sends again.
+   */
+  onPublish?(client: ClientInfo | null, message: Message): void | Promise<void>;
   /** A message that could not be delivered to a session; `reason` is a stable word such as `queue_full`. */
   onDropped?(clientId: string, message: Message, reason: string): void;
   onStop?(): void | Promise<void>;

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Broker } from '../broker.js';
+import { registerBridgeMetrics } from '../bridge/metrics.js';
 import { registerNotifyMetrics } from '../notify/metrics.js';
 
 /**
@@ -60,6 +61,7 @@ export function brokerMetrics(broker: Broker): Registry {
   counter('smq_malformed_packets_total', 'Connections closed for a malformed packet', () => s.malformed);
   counter('smq_slow_consumers_total', 'Clients disconnected as slow consumers', () => s.slowConsumers);
   registerNotifyMetrics(registry, broker);
+  if (broker.bridge !== null) registerBridgeMetrics(registry, broker.bridge, broker.bridgeMappings);
   const cluster = broker.cluster;
   if (cluster !== null) {
     gauge('smq_cluster_members', 'Nodes in the cluster', () => cluster.membership.members.size);

@@ -25,12 +25,17 @@ export class HttpService {
     const app = express();
     app.disable('x-powered-by');
     const registry = brokerMetrics(broker);
+    // The bridge's state is reported, not judged: MQTT clients are served while Kafka is away (bridged
+    // publishers wait, see README "Kafka bridge"), so a pod stays ready.
+    const bridge = (): Record<string, unknown> => (broker.bridge === null ? {} : {
+      bridge: { state: broker.bridge.state, buffered: broker.bridge.pipeline.buffered },
+    });
     app.get('/healthz', (_req, res) => {
-      res.json({ status: 'ok' });
+      res.json({ status: 'ok', ...bridge() });
     });
     app.get('/readyz', (_req, res) => {
       const why = broker.notReady();
-      if (why === null) res.json({ status: 'ready' });
+      if (why === null) res.json({ status: 'ready', ...bridge() });
       else fail(res, 503, 'NOT_READY', why);
     });
     app.get('/metrics', (_req, res, next) => {

@@ -80,15 +80,24 @@ function finish(conn: Connection, message: Message, id: number, rc: number): Pro
   const broker = conn.broker;
   const session = conn.session;
   if (session === null || conn.closed) return;
-  if (rc === RC.SUCCESS) broker.route(conn, message);
-  else broker.stats.publishDenied++;
   const qos = message.qos;
+  if (rc === RC.QUOTA_EXCEEDED && qos > 0 && conn.protocolVersion !== 5) {
+    // A full bridge buffer is passing, unlike a denial: a 3.1.x client, which cannot be told, is closed
+    // unacknowledged and sends the message again once it reconnects, instead of having it acknowledged and lost.
+    conn.closeReason = 'bridge buffer full';
+    conn.close(RC.QUOTA_EXCEEDED);
+    return;
+  }
+  // The Kafka bridge may hold the acknowledgement until Kafka has the message.
+  const hold = rc === RC.SUCCESS ? broker.route(conn, message) : null;
+  if (rc !== RC.SUCCESS && rc !== RC.QUOTA_EXCEEDED) broker.stats.publishDenied++;
   const congested = broker.congestion();
   if (qos === 0) return congested ?? undefined;
   if (qos === 2 && rc === RC.SUCCESS) session.addIncoming(id);
   // Acknowledgements wait for the store when this message was written there: what is acknowledged is durable.
   // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
-  if (rc === RC.SUCCESS || conn.protocolVersion !== 5) conn.ackId(qos === 1 ? PUBACK : PUBREC, id);
+  if (hold !== null) conn.ackAfter(hold, qos === 1 ? PUBACK : PUBREC, id);
+  else if (rc === RC.SUCCESS || conn.protocolVersion !== 5) conn.ackId(qos === 1 ? PUBACK : PUBREC, id);
   else conn.ack({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: rc });
   return congested ?? undefined;
 }
