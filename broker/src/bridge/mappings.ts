@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { topicMatches } from '../acl/match.js';
+import { matchLevels } from '../acl/match.js';
 import { isValidTopicFilter } from '../protocol/validate.js';
 
 /** One bridge mapping: messages published to topics matching `topic` (an MQTT filter) go to Kafka topic `queue`. */
@@ -49,6 +49,8 @@ export function makeMapping(topic: unknown, queue: unknown): BridgeMapping {
  */
 export class BridgeMappings {
   private readonly byId = new Map<string, BridgeMapping>();
+  /** Each mapping with its filter split into levels once, for match() on the publish path. */
+  private split: { mapping: BridgeMapping; levels: string[] }[] = [];
   private backend: MappingBackend | null = null;
   /** Told of every change, from this node or from the cluster (the Kafka bridge follows it). */
   onChange: (() => void) | null = null;
@@ -74,7 +76,9 @@ export class BridgeMappings {
   /** The mappings whose filter matches a topic name. */
   match(topic: string): BridgeMapping[] {
     const out: BridgeMapping[] = [];
-    for (const m of this.byId.values()) if (topicMatches(m.topic, topic)) out.push(m);
+    if (this.split.length === 0) return out;
+    const levels = topic.split('/');
+    for (const s of this.split) if (matchLevels(s.levels, levels)) out.push(s.mapping);
     return out;
   }
 
@@ -99,11 +103,14 @@ export class BridgeMappings {
   apply(mapping: BridgeMapping): void {
     if (this.byId.has(mapping.id)) return;
     this.byId.set(mapping.id, mapping);
+    this.split = [...this.split, { mapping, levels: mapping.topic.split('/') }];
     this.onChange?.();
   }
 
   /** Forgets a mapping removed elsewhere. */
   forget(id: string): void {
-    if (this.byId.delete(id)) this.onChange?.();
+    if (!this.byId.delete(id)) return;
+    this.split = this.split.filter((s) => s.mapping.id !== id);
+    this.onChange?.();
   }
 }
