@@ -2,6 +2,9 @@
 // For every scenario in bench/scenarios/*.mjs, for round 1..N, for each broker in turn (A B C A B C ...):
 // a fresh broker process, one measurement, stop. Prints one table (medians, ratios) on stdout, progress on
 // stderr, and writes every round's figures as JSON. See bench/README.md for what each scenario does.
+// Scenarios with `smqOnly` (the Kafka bridge) run against smq alone and go into a second table without ratios;
+// those with `needs: 'kafka'` share one Kafka broker, started before the first of them and stopped after the
+// last (skipped, with the reason, where Kafka is not provisioned).
 //
 //   node bench/run.mjs [--only id,prefix] [--brokers smq,mosquitto,aedes] [--rounds 3] [--duration 10]
 //                      [--warmup 2] [--quick] [--out file.json]
@@ -11,7 +14,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { running, startBroker } from './lib/brokers.mjs';
-import { machine, summarize, table } from './lib/report.mjs';
+import { KafkaUnavailable, startKafka } from './lib/kafka.mjs';
+import { machine, smqOnlyTable, summarize, table } from './lib/report.mjs';
 import { closeAll } from './load/driver.mjs';
 
 const HERE = new URL('.', import.meta.url).pathname;
@@ -46,6 +50,8 @@ const opts = {
 for (const b of opts.brokers) if (!BROKERS.includes(b)) throw new Error(`unknown broker "${b}" (${BROKERS.join(', ')})`);
 
 const log = (msg) => process.stderr.write(`${msg}\n`);
+/** The brokers a scenario runs against: smq alone for smq-only ones (the Kafka bridge). */
+const brokersOf = (scenario) => (scenario.smqOnly ? ['smq'] : opts.brokers);
 
 async function loadScenarios() {
   const dir = join(HERE, 'scenarios');
@@ -78,7 +84,8 @@ const fmtNum = (v) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? Math.round(
 
 /** One measurement: fresh broker, run, stop (also on error). Returns { value(s), generatorCpu, extra }. */
 async function measure(scenario, name, ctx) {
-  const brokerOpts = { ...scenario.brokerOpts };
+  // brokerOpts may be a function of ctx (the bridge scenarios point smq at the run's Kafka).
+  const brokerOpts = typeof scenario.brokerOpts === 'function' ? scenario.brokerOpts(ctx) : { ...scenario.brokerOpts };
   // A scenario asks for TLS with tls: true (or its own { cert, key }); the run's certificate is the default.
   if (brokerOpts.tls === true) brokerOpts.tls = { cert: ctx.tls.cert, key: ctx.tls.key };
   const broker = await startBroker(name, brokerOpts);
@@ -90,11 +97,22 @@ async function measure(scenario, name, ctx) {
 }
 
 async function main() {
-  const scenarios = await loadScenarios();
+  let scenarios = await loadScenarios();
+  const skipped = [];
+  const skip = (list, why) => {
+    for (const s of list) skipped.push({ id: s.id, reason: why });
+    if (list.length) log(`skipping ${list.map((s) => s.id).join(', ')}: ${why}`);
+    scenarios = scenarios.filter((s) => !list.includes(s));
+  };
+  if (!opts.brokers.includes('smq')) skip(scenarios.filter((s) => s.smqOnly), 'smq-only scenarios and smq is not in --brokers');
   const tlsDir = mkdtempSync(join(os.tmpdir(), 'bench-tls-'));
+  let kafka = null;
   const cleanup = async () => {
     await closeAll();
     await Promise.all([...running].map((b) => b.stop()));
+    const k = kafka;
+    kafka = null;
+    await k?.stop();
     rmSync(tlsDir, { recursive: true, force: true });
   };
   for (const sig of ['SIGINT', 'SIGTERM']) {
@@ -108,7 +126,8 @@ async function main() {
     let row = rowsById.get(def.id);
     if (!row) {
       row = { id: def.id, scenario: scenario.id, title: def.title, unit: def.unit, better: def.better, brokers: {} };
-      for (const b of opts.brokers) row.brokers[b] = { rounds: [] };
+      if (scenario.smqOnly) row.smqOnly = scenario.smqOnly;
+      for (const b of brokersOf(scenario)) row.brokers[b] = { rounds: [] };
       rowsById.set(def.id, row);
       result.rows.push(row);
     }
@@ -117,10 +136,36 @@ async function main() {
   let failures = 0;
   try {
     const ctx = { duration: opts.duration, warmup: opts.warmup, quick, tls: makeTls(tlsDir), log };
-    log(`${scenarios.length} scenarios x ${opts.brokers.length} brokers x ${opts.rounds} rounds, ${opts.duration} s measured after ${opts.warmup} s warm-up`);
-    for (const scenario of scenarios) {
+    // Kafka runs only around the scenarios that need it (a JVM with a 1 GiB heap would otherwise sit beside
+    // every other measurement): started before the first of them, stopped after the last.
+    const lastKafka = scenarios.findLast((s) => s.needs === 'kafka');
+    let kafkaSkip = null;
+    const alone = scenarios.filter((s) => s.smqOnly).length;
+    const parts = [];
+    if (scenarios.length > alone) parts.push(`${scenarios.length - alone} scenarios x ${opts.brokers.length} brokers`);
+    if (alone) parts.push(`${alone} smq-only scenarios`);
+    const shape = parts.join(' + ') || '0 scenarios';
+    log(`${shape} x ${opts.rounds} rounds, ${opts.duration} s measured after ${opts.warmup} s warm-up`);
+    for (const scenario of [...scenarios]) {
+      if (scenario.needs === 'kafka' && !kafka && !kafkaSkip) {
+        try {
+          kafka = await startKafka(log);
+          ctx.kafka = kafka;
+          result.machine.kafka = kafka.version;
+        } catch (err) {
+          if (!(err instanceof KafkaUnavailable)) {
+            failures++;
+            log(`Kafka did not start: ${err.message}`);
+          }
+          kafkaSkip = err instanceof KafkaUnavailable ? err.message : 'Kafka did not start (above)';
+        }
+      }
+      if (scenario.needs === 'kafka' && kafkaSkip) {
+        skip([scenario], kafkaSkip);
+        continue;
+      }
       for (let round = 1; round <= opts.rounds; round++) {
-        for (const name of opts.brokers) {
+        for (const name of brokersOf(scenario)) {
           const load = os.loadavg()[0];
           const t0 = Date.now();
           let out;
@@ -148,6 +193,13 @@ async function main() {
           await new Promise((r) => setTimeout(r, 500));
         }
       }
+      if (scenario === lastKafka && kafka) {
+        const k = kafka;
+        kafka = null;
+        ctx.kafka = undefined;
+        await k.stop();
+        log('Kafka stopped');
+      }
     }
   } finally {
     await cleanup();
@@ -155,9 +207,15 @@ async function main() {
   for (const row of result.rows) for (const cell of Object.values(row.brokers)) summarize(cell);
   result.finished = new Date().toISOString();
   result.machine.loadAverageAtEnd = os.loadavg();
+  if (skipped.length) result.skipped = skipped;
 
-  const text = table(result.rows, opts.brokers);
-  console.log(text);
+  const compared = result.rows.filter((r) => !r.smqOnly);
+  const alone = result.rows.filter((r) => r.smqOnly);
+  const text = [
+    ...(compared.length ? [table(compared, opts.brokers)] : []),
+    ...(alone.length ? [smqOnlyTable(alone)] : []),
+  ].join('\n\n');
+  if (text) console.log(text);
   let files;
   if (args.out) {
     files = [args.out];

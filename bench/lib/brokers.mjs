@@ -22,7 +22,8 @@ function smqConfig(port, opts, tls) {
     'host: 127.0.0.1',
     `port: ${port}`,
     'ws:\n  enable: false',
-    'http:\n  enable: false',
+    // The HTTP API only where a scenario needs it (bridge mappings), on a free loopback port with one token.
+    opts.http ? `http: ${JSON.stringify({ enable: true, host: '127.0.0.1', port: opts.http.port, tokens: [opts.http.token] })}` : 'http:\n  enable: false',
     'sys_interval: 0',
     `mqtt:\n  max_queued: ${opts.maxQueued}`,
   ];
@@ -31,6 +32,9 @@ function smqConfig(port, opts, tls) {
   if (opts.durable) lines.push(`store:\n  dir: ${opts.dir}/data`);
   // A cluster node (bench/scenarios/cluster.mjs): etcd endpoints, cluster name, node id.
   if (opts.cluster) lines.push(`cluster: ${opts.cluster.name}`, `broker: ${opts.cluster.node}`, `etcd:\n  endpoints: [${opts.cluster.etcd}]`);
+  // The Kafka bridge (bench/scenarios/bridge.mjs): bridge.kafka.* from opts.bridge.kafka (addr at least),
+  // everything else at its default. YAML takes JSON as it is.
+  if (opts.bridge) lines.push(`bridge: ${JSON.stringify({ enable: true, ...opts.bridge, kafka: { ...opts.bridge.kafka } })}`);
   return lines.join('\n') + '\n';
 }
 
@@ -103,14 +107,16 @@ async function waitReady(name, port, tlsPort, logFile, exited) {
 
 /**
  * Starts broker `name` (smq | mosquitto | aedes) on free loopback ports.
- * opts: { tls: { cert, key } | undefined, maxQueued (default 200000) }.
- * Resolves to { name, host, port, tlsPort, pid, logFile, rss(), cpuSeconds(), stop() }.
+ * opts: { tls: { cert, key } | undefined, maxQueued (default 200000), durable, cluster, smq only: http: { token }
+ * (the HTTP API on a free port), bridge: { kafka: { addr, ... }, buffer? } }.
+ * Resolves to { name, host, port, tlsPort, httpPort, pid, logFile, rss(), cpuSeconds(), stop() }.
  */
 export async function startBroker(name, opts = {}) {
   const o = { maxQueued: 200000, ...opts };
   const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
   const port = await freePort();
   const tls = o.tls ? { port: await freePort(), cert: o.tls.cert, key: o.tls.key } : undefined;
+  if (o.http) o.http = { ...o.http, port: await freePort() };
   const [cmd, args] = command(name, dir, port, { ...o, dir }, tls);
   // The broker's stdout and stderr go straight to a file: nothing passes through this process, which has
   // to stay idle while the broker is measured.
@@ -132,6 +138,7 @@ export async function startBroker(name, opts = {}) {
     host: '127.0.0.1',
     port,
     tlsPort: tls?.port,
+    httpPort: o.http?.port,
     pid: proc.pid,
     logFile: name === 'mosquitto' ? join(dir, 'mosquitto.log') : logFile,
     /** Resident memory in bytes (VmRSS), 0 once the process is gone. */

@@ -85,3 +85,31 @@ export function table(rows, brokers) {
   }
   return lines.join('\n');
 }
+
+/**
+ * The table of smq-only rows (the Kafka bridge: Mosquitto and Aedes have none): smq's absolute figures with
+ * their spread over the rounds, no ratios.
+ */
+export function smqOnlyTable(rows) {
+  const why = [...new Set(rows.map((r) => r.smqOnly).filter((w) => typeof w === 'string'))].join('; ');
+  const lines = [
+    `smq only${why ? ` (Mosquitto and Aedes: ${why})` : ''}: absolute figures, median of the rounds, no comparison.`,
+    '',
+    '| scenario | unit | smq | min | max | rounds |',
+    '|---|---|--:|--:|--:|--:|',
+  ];
+  let marked = false;
+  for (const row of rows) {
+    const c = row.brokers.smq;
+    const unit = row.better === 'lower' ? `${row.unit} (lower is better)` : row.unit;
+    let value;
+    if (c.median === null) value = c.rounds.some((r) => r.error) ? 'error' : 'n/a';
+    else {
+      marked ||= c.generatorBound;
+      value = fmt(c.median) + (c.generatorBound ? ' *' : '');
+    }
+    lines.push(`| ${[row.title, unit, value, fmt(c.min), fmt(c.max), c.rounds.length].join(' | ')} |`);
+  }
+  if (marked) lines.push('', `\\* generator-bound: a load-generator process used more than ${GENERATOR_BOUND * 100} % of a core in at least one round.`);
+  return lines.join('\n');
+}

@@ -1,10 +1,15 @@
 // One load-generator process (child_process.fork), publishers or subscribers, driven over IPC by
 // bench/load/driver.mjs. Messages in, each answered with { type, seq, ... } (seq echoed):
 //   { type: 'setup', role: 'pub'|'sub', host, port, qos, clients: [{ id, localAddress?, topic?, subscribe? }],
-//     batch?, window?, rate?, timestamps?, payloadSize?, concurrency? }  connect (and subscribe: every SUBACK)
+//     batch?, window?, rate?, timestamps?, ackLatency?, payloadSize?, concurrency? }  connect (and subscribe:
+//                        every SUBACK); ackLatency: paced QoS 1/2 publishers record publish -> PUBACK/PUBCOMP
+//                        in the histogram their report returns
 //   { type: 'start' }    publishers start sending
 //   { type: 'measure' }  start the window: counters, CPU use and the latency histogram start from here
 //   { type: 'report' }   counts and CPU share over the window (and latency percentiles)
+//   { type: 'burst', count }  every publisher sends `count` more messages flat out (QoS 1/2: within its window)
+//                        and stops; answered once all went out (QoS 1/2: all acknowledged) with
+//                        { startedAt, finishedAt } (process.hrtime.bigint() as decimal strings)
 //   { type: 'stop', expect? }  publishers stop and wait for their in-flight messages; subscribers wait until
 //                        `expect` messages arrived (or 2 s of silence), without `expect` until nothing came
 //                        for 500 ms; at most 10 s either way; both answer with totals
@@ -165,6 +170,13 @@ class Publisher extends Client {
     this.sent = 0;
     this.acked = 0;
     this.stopped = true;
+    // Bursts ('burst'): stop sending once `sent` reaches `limit`; finishedAt is when the last message went
+    // out (QoS 0) or was acknowledged (QoS 1/2).
+    this.limit = Infinity;
+    this.ackTarget = Infinity;
+    this.finishedAt = null;
+    // Paced QoS 1/2 with cfg.ackLatency: send time per ring slot, for the publish -> PUBACK latency.
+    this.sendTimes = this.qos && cfg.ackLatency ? new Array(this.run.count) : null;
     this.waitingDrain = false;
     this.scheduled = false;
     this.pumpNow = () => { this.scheduled = false; this.pump(); };
@@ -172,9 +184,10 @@ class Publisher extends Client {
   }
 
   onData(buf, n) {
+    if (this.sendTimes) this.now = process.hrtime.bigint();
     this.parser.push(buf, n);
     this.flushAcks();
-    if (this.qos && !this.stopped) this.pump();
+    if (this.qos && !this.stopped && !this.timer) this.pump();
   }
 
   onAck(type, id) {
@@ -183,6 +196,8 @@ class Publisher extends Client {
     } else if ((type === PUBACK && this.qos === 1) || (type === PUBCOMP && this.qos === 2)) {
       this.inflight--;
       this.acked++;
+      if (this.acked === this.ackTarget) this.finishedAt = process.hrtime.bigint();
+      if (this.sendTimes && measuring) hist.record(Number(this.now - this.sendTimes[id - 1]) / 1000);
     }
   }
 
@@ -194,11 +209,16 @@ class Publisher extends Client {
       let k = this.batch;
       if (this.qos) k = Math.min(k, this.window - this.inflight);
       if (k <= 0) return; // acks call pump() again
+      if (this.sent + k >= this.limit) {
+        k = this.limit - this.sent;
+        if (k <= 0) return;
+      }
       k = Math.min(k, count - this.pos);
       const ok = this.sock.write(buf.subarray(this.pos * size, (this.pos + k) * size));
       this.pos = (this.pos + k) % count;
       this.sent += k;
       if (this.qos) this.inflight += k;
+      else if (this.sent === this.limit) this.finishedAt = process.hrtime.bigint();
       if (!ok) {
         this.waitingDrain = true;
         this.sock.once('drain', this.onDrain);
@@ -212,22 +232,33 @@ class Publisher extends Client {
     }
   }
 
-  /** Latency mode: every 1 ms, send the messages the schedule says are due, each stamped with the time. */
+  /**
+   * Latency mode: every 1 ms, send the messages the schedule says are due, each stamped with the time. QoS 0
+   * sends the run's one packet again and again; QoS 1/2 walks the ring (a fresh packet id each) and, should
+   * the whole ring be unacknowledged, holds back until acks free ids (the schedule catches up afterwards).
+   */
   startPaced(rate) {
-    const { buf, size, payloadOffset } = this.run;
+    const { buf, size, payloadOffset, count } = this.run;
     const start = process.hrtime.bigint();
     const perNs = BigInt(rate);
     this.timer = setInterval(() => {
       const now = process.hrtime.bigint();
-      const due = Number(((now - start) * perNs) / 1_000_000_000n) - this.sent;
+      let due = Number(((now - start) * perNs) / 1_000_000_000n) - this.sent;
+      if (this.qos) due = Math.min(due, count - 1 - this.inflight);
       if (due <= 0 || this.closed) return;
       const out = Buffer.allocUnsafe(due * size);
       for (let i = 0; i < due; i++) {
-        buf.copy(out, i * size, 0, size);
+        const p = this.qos ? this.pos : 0;
+        buf.copy(out, i * size, p * size, (p + 1) * size);
         out.writeBigUInt64BE(now, i * size + payloadOffset);
+        if (this.qos) {
+          if (this.sendTimes) this.sendTimes[p] = now;
+          this.pos = (p + 1) % count;
+        }
       }
       this.sock.write(out);
       this.sent += due;
+      if (this.qos) this.inflight += due;
     }, 1);
   }
 }
@@ -253,7 +284,7 @@ const handlers = {
     const Kind = cfg.role === 'pub' ? Publisher : Subscriber;
     restMs = cfg.clients.length > 100 ? 25 : 1;
     clients = cfg.clients.map((spec) => new Kind(spec));
-    if (cfg.timestamps) hist = new Histogram();
+    if (cfg.timestamps || cfg.ackLatency) hist = new Histogram();
     await connectAll(cfg.concurrency ?? 50);
     return { clients: clients.length };
   },
@@ -307,6 +338,22 @@ const handlers = {
       closed: clients.filter((c) => c.closed).length,
       errors,
     };
+  },
+
+  async burst(msg) {
+    const startedAt = process.hrtime.bigint();
+    for (const c of clients) {
+      c.limit = c.sent + msg.count;
+      c.ackTarget = c.qos ? c.acked + c.inflight + msg.count : Infinity;
+      c.finishedAt = null;
+      c.stopped = false;
+      c.pump();
+    }
+    while (clients.some((c) => c.finishedAt === null && !c.closed)) await sleep(2);
+    for (const c of clients) c.stopped = true;
+    if (clients.some((c) => c.closed)) throw new Error('a publisher was disconnected during the burst');
+    const finishedAt = clients.reduce((m, c) => (c.finishedAt > m ? c.finishedAt : m), 0n);
+    return { startedAt: String(startedAt), finishedAt: String(finishedAt), sent: clients.reduce((s, c) => s + c.sent, 0) };
   },
 
   async stop(msg) {
