@@ -106,9 +106,16 @@ function kafkaInstall(): { lib: string; archive: string | null } {
   return { lib: join(home, 'lib'), archive: existsSync(archive) ? archive : null };
 }
 
-/** A random KRaft cluster id: 16 random bytes in URL-safe base64 without padding, as kafka-storage random-uuid. */
+/**
+ * A random KRaft cluster id: 16 random bytes in URL-safe base64 without padding, as kafka-storage random-uuid.
+ * Like Kafka's Uuid.randomUuid(), never one that starts with '-': the storage tool would read `-t -xyz...` as
+ * an option and fail (one start in 64).
+ */
 function clusterId(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 function propertiesText(props: Record<string, string | number | boolean>): string {
