@@ -367,6 +367,16 @@ export class Connection implements Outlet, ClientInfo {
     this.holdUntil(store.dirty ? Promise.all([store.flush(), wait]).then(() => undefined) : wait, encodeAck(first, packetId), true);
   }
 
+  /**
+   * Writes bytes that need not keep their place behind held acknowledgements: a PINGRESP. The ordering rules
+   * [MQTT-4.6.0-2..4] are about acknowledgements and PUBLISH packets only, and a PINGRESP held behind PUBACKs that
+   * wait for Kafka would make the client give up on its keep-alive and disconnect during a Kafka outage.
+   */
+  writeNow(buf: Buffer): void {
+    if (this.closed) return;
+    this.emit(buf);
+  }
+
   /** Writes pre-encoded bytes (in order, like write()). */
   writeBytes(buf: Buffer): void {
     if (this.closed) return;

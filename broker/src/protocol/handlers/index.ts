@@ -37,7 +37,7 @@ export function dispatch(conn: Connection, packet: Packet): Promise<void> | void
     case 'unsubscribe':
       return handleUnsubscribe(conn, packet);
     case 'pingreq':
-      conn.writeBytes(PINGRESP); // [MQTT-3.12.4-1]
+      conn.writeNow(PINGRESP); // [MQTT-3.12.4-1], ahead of acknowledgements that wait for Kafka
       return;
     case 'disconnect':
       return handleDisconnect(conn, packet);
