@@ -236,10 +236,13 @@ export class Broker implements SessionContext {
     conn.close(RC.SESSION_TAKEN_OVER);
   }
 
-  /** A promise while cross-node buffers are congested (publishers then pause until it resolves), else null. */
-  congestion(): Promise<void> | null {
+  /**
+   * A promise while the publisher of `topic` must pause until it resolves, else null: while cross-node buffers
+   * are congested (any publish may be forwarded), or while the Kafka bridge's buffer is, for a bridged topic.
+   */
+  congestion(topic: string): Promise<void> | null {
     const cluster = this.cluster === null ? null : this.cluster.outbox.congestion();
-    const bridge = this.bridge === null ? null : this.bridge.congestion();
+    const bridge = this.bridge === null ? null : this.bridge.congestion(topic);
     if (cluster === null) return bridge;
     return bridge === null ? cluster : Promise.all([cluster, bridge]).then(() => undefined);
   }

@@ -26,8 +26,8 @@ export interface BridgeHost {
  * acknowledgement waits until Kafka has the message ({@link onPublish} returns that wait).
  *
  * Flow control: past half of `bridge.buffer` messages waiting for Kafka, the broker stops reading from
- * publishers ({@link congestion}) until the queue is under a quarter; at `bridge.buffer`, a bridged QoS 1/2
- * publish is refused (v5 0x97 Quota exceeded) and a bridged QoS 0 one dropped, both counted.
+ * publishers of bridged topics ({@link congestion}) until the queue is under a quarter; at `bridge.buffer`, a
+ * bridged QoS 1/2 publish is refused (v5 0x97 Quota exceeded) and a bridged QoS 0 one dropped, both counted.
  */
 export class KafkaBridge implements Hook {
   readonly name = 'kafka-bridge';
@@ -101,10 +101,15 @@ export class KafkaBridge implements Hook {
     });
   }
 
-  /** Resolves once the queue for Kafka is short again; null while it is not long (the broker's flow control). */
-  congestion(): Promise<void> | null {
+  /**
+   * For a publish to `topic`: resolves once the queue for Kafka is short again; null while it is not long, or
+   * when the topic is not bridged (the broker's flow control). Only bridged publishers are slowed: MQTT traffic
+   * that never goes to Kafka flows on while Kafka is away.
+   */
+  congestion(topic: string): Promise<void> | null {
+    if (this.relief === null && this.pipeline.buffered < this.limit / 2) return null;
+    if (!this.bridges(topic)) return null;
     if (this.relief !== null) return this.relief.promise;
-    if (this.pipeline.buffered < this.limit / 2) return null;
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
     this.relief = { promise, resolve };
@@ -120,6 +125,13 @@ export class KafkaBridge implements Hook {
     await this.pipeline.stop(5000);
     this.relief?.resolve();
     this.relief = null;
+  }
+
+  /** Whether a publish to `topic` goes to Kafka (`$queue/<topic>` for `<topic>`). */
+  private bridges(topic: string): boolean {
+    if (topic.startsWith(QUEUE_PREFIX)) topic = topic.slice(QUEUE_PREFIX.length);
+    else if (topic.charCodeAt(0) === 0x24 /* $ */) return false;
+    return this.mappings.match(topic).length > 0;
   }
 
   private full(message: Message): boolean {

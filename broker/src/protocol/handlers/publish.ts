@@ -7,6 +7,14 @@ import { encodeAck, PUBACK, PUBREC } from '../codec/writer.js';
 import type { InboundPublish } from '../codec/reader.js';
 import { isValidTopicName, isWellFormedString } from '../validate.js';
 import { withinTopicLimits } from '../../limits/topic-limits.js';
+import type { Session } from '../../session/session.js';
+
+/**
+ * Incoming QoS 2 messages whose PUBREC waits for the Kafka bridge, by session and packet id. The client sends
+ * such a PUBLISH again after a reconnect [MQTT-4.4.0-1]; its id is known, so it is not routed again, and its
+ * PUBREC must wait for the first one's produce: acknowledged still means in Kafka.
+ */
+const heldQos2 = new WeakMap<Session, Map<number, Promise<void>>>();
 
 /**
  * PUBLISH from a client: resolve the topic alias, validate, authorize, route, acknowledge. QoS 2 is handled by
@@ -41,7 +49,10 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   else if (qos === 2) broker.stats.receivedQos2++;
 
   if (qos === 2 && session.incomingQos2.has(id)) {
-    conn.writeBytes(encodeAck(PUBREC, id)); // duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10]
+    // A duplicate: acknowledge, do not deliver twice [MQTT-4.3.3-10]; not before the first could be.
+    const held = heldQos2.get(session)?.get(id);
+    if (held !== undefined) conn.ackAfter(held, PUBREC, id);
+    else conn.writeBytes(encodeAck(PUBREC, id));
     return;
   }
   if (qos === 2 && session.incomingQos2.size >= broker.config.mqtt.receive_maximum) {
@@ -74,7 +85,8 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
 
 /**
  * Routes an authorized message and acknowledges it (or refuses it, in v5). Returns a promise while the broker
- * is congested (cross-node buffers full): the connection reads nothing more from this client until then.
+ * is congested (cross-node buffers full, or the Kafka bridge's for a bridged topic): the connection reads nothing
+ * more from this client until then.
  */
 function finish(conn: Connection, message: Message, id: number, rc: number): Promise<void> | void {
   const broker = conn.broker;
@@ -91,15 +103,28 @@ function finish(conn: Connection, message: Message, id: number, rc: number): Pro
   // The Kafka bridge may hold the acknowledgement until Kafka has the message.
   const hold = rc === RC.SUCCESS ? broker.route(conn, message) : null;
   if (rc !== RC.SUCCESS && rc !== RC.QUOTA_EXCEEDED) broker.stats.publishDenied++;
-  const congested = broker.congestion();
+  const congested = broker.congestion(message.topic);
   if (qos === 0) return congested ?? undefined;
   if (qos === 2 && rc === RC.SUCCESS) session.addIncoming(id);
   // Acknowledgements wait for the store when this message was written there: what is acknowledged is durable.
   // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
-  if (hold !== null) conn.ackAfter(hold, qos === 1 ? PUBACK : PUBREC, id);
-  else if (rc === RC.SUCCESS || conn.protocolVersion !== 5) conn.ackId(qos === 1 ? PUBACK : PUBREC, id);
+  if (hold !== null) {
+    if (qos === 2) holdQos2(session, id, hold);
+    conn.ackAfter(hold, qos === 1 ? PUBACK : PUBREC, id);
+  } else if (rc === RC.SUCCESS || conn.protocolVersion !== 5) conn.ackId(qos === 1 ? PUBACK : PUBREC, id);
   else conn.ack({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: rc });
   return congested ?? undefined;
+}
+
+/** Remembers a QoS 2 message's wait for Kafka until it settles, for a PUBLISH sent again meanwhile. */
+function holdQos2(session: Session, id: number, hold: Promise<void>): void {
+  let byId = heldQos2.get(session);
+  if (byId === undefined) heldQos2.set(session, (byId = new Map()));
+  byId.set(id, hold);
+  const forget = (): void => {
+    if (byId.get(id) === hold) byId.delete(id);
+  };
+  hold.then(forget, forget);
 }
 
 /** Inbound topic aliases (v5 3.3.2.3.4). */
