@@ -155,7 +155,9 @@ export class Connection implements Outlet, ClientInfo {
       if (now < this.connectDeadline) return;
       this.closeReason = 'connect timeout';
       this.close(undefined, true);
-    } else if (this.silenceMs > 0 && now - this.lastSeen > this.silenceMs) {
+    } else if (this.silenceMs > 0 && this.backlog === null && now - this.lastSeen > this.silenceMs) {
+      // While the broker holds this client's packets (flow control, a slow ACL backend) it is the broker that
+      // is not reading, not the client that is silent: the keep-alive counts from when reading resumes.
       // [MQTT-3.1.2-24] one and a half times the keep-alive without a packet ends the connection.
       this.closeReason = 'keep-alive timeout';
       this.close(RC.KEEP_ALIVE_TIMEOUT);
@@ -254,7 +256,10 @@ export class Connection implements Outlet, ClientInfo {
       }
       this.admit(backlog[i] as Packet);
     }
-    if (!this.closed && (this.backlog as Packet[] | null) === null) this.stream.resume();
+    if (!this.closed && (this.backlog as Packet[] | null) === null) {
+      this.lastSeen = Date.now();
+      this.stream.resume();
+    }
   }
 
   /** PacketSink: a malformed or oversized packet. */

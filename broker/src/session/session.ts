@@ -264,6 +264,11 @@ export class Session {
     this.store?.putIncoming(this.clientId, packetId);
   }
 
+  /** Writes an incoming QoS 2 packet id already known in memory to the store (see the bridge in publish.ts). */
+  storeIncoming(packetId: number): void {
+    this.store?.putIncoming(this.clientId, packetId);
+  }
+
   /** PUBREL: forgets an incoming QoS 2 packet id; false when it was not known. */
   releaseIncoming(packetId: number): boolean {
     if (!this.incomingQos2.delete(packetId)) return false;

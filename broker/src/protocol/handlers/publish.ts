@@ -105,12 +105,23 @@ function finish(conn: Connection, message: Message, id: number, rc: number): Pro
   if (rc !== RC.SUCCESS && rc !== RC.QUOTA_EXCEEDED) broker.stats.publishDenied++;
   const congested = broker.congestion(message.topic);
   if (qos === 0) return congested ?? undefined;
+  if (qos === 2 && hold !== null) {
+    // Known at once, so a PUBLISH sent again meanwhile is not routed twice; stored only once Kafka has the
+    // message, so after a crash before that the resent PUBLISH is routed (and bridged) again, not just PUBREC'd.
+    session.incomingQos2.add(id);
+    const stored = hold.then(() => {
+      if (session.incomingQos2.has(id)) session.storeIncoming(id);
+      return broker.barriers.dirty ? broker.barriers.flush() : undefined;
+    });
+    holdQos2(session, id, stored);
+    conn.ackAfter(stored, PUBREC, id);
+    return congested ?? undefined;
+  }
   if (qos === 2 && rc === RC.SUCCESS) session.addIncoming(id);
   // Acknowledgements wait for the store when this message was written there: what is acknowledged is durable.
   // v3.1.1 has no way to say "refused": it acknowledges positively [MQTT-3.3.5-2].
   if (hold !== null) {
-    if (qos === 2) holdQos2(session, id, hold);
-    conn.ackAfter(hold, qos === 1 ? PUBACK : PUBREC, id);
+    conn.ackAfter(hold, PUBACK, id);
   } else if (rc === RC.SUCCESS || conn.protocolVersion !== 5) conn.ackId(qos === 1 ? PUBACK : PUBREC, id);
   else conn.ack({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: rc });
   return congested ?? undefined;
