@@ -18,7 +18,7 @@ test_timeout_ms="${SMQ_TEST_TIMEOUT_MS:-120000}"
 run_timeout_s="${SMQ_RUN_TIMEOUT_S:-2400}"
 # The files are listed rather than the directories given: node 20 also runs every .js file under a
 # directory named "test" (dist/test/helpers/*.js) as a test file.
-mapfile -t files < <(find dist/broker dist/test -name '*.test.js' 2>/dev/null | sort)
+mapfile -t files < <(find dist/broker dist/operator dist/test -name '*.test.js' 2>/dev/null | sort)
 if [ "${#files[@]}" -eq 0 ]; then
   echo "==> no *.test.js files under dist/broker or dist/test" >&2
   exit 1
