@@ -12,6 +12,7 @@ import { encodeAck, encodePublish, NO_PROPERTIES, PUBREL } from '../protocol/cod
 import { RC } from '../protocol/reason-codes.js';
 import type { Message } from '../message/message.js';
 import type { Outlet, Session, Will } from '../session/session.js';
+import { HeldQueue, type HeldOwner } from './held.js';
 
 /** The property of a stream that points to its connection. */
 const OWNER = Symbol('smq.connection');
@@ -45,7 +46,7 @@ export interface Peer {
  * One network connection: owns the stream, the parser, keep-alive, output buffering and backpressure. The
  * session (subscriptions, in-flight window, queue) is a separate object that outlives it.
  */
-export class Connection implements Outlet, ClientInfo {
+export class Connection implements Outlet, ClientInfo, HeldOwner {
   readonly broker: Broker;
   readonly stream: Duplex;
   readonly transport: string;
@@ -82,12 +83,8 @@ export class Connection implements Outlet, ClientInfo {
   refusal: { rc: number; limit: string } | null = null;
   /** Per-client publish rate limit, or null when off. */
   private readonly publishBucket: TokenBucket | null;
-  /** Encoded packets waiting for the store's commit, in order; null when none wait. */
-  private held: Buffer[] | null = null;
-  /** The commit the held packets wait for. */
-  private heldFor: Promise<void> | null = null;
-  /** A wait that is not a store commit (ackAfter) is among those held: later waits include the earlier ones. */
-  private heldChained = false;
+  /** Encoded packets waiting for a store commit or the Kafka bridge, in order; null when none wait. */
+  private held: HeldQueue | null = null;
   /** Epoch ms at which CONNACK accepted the client; 0 before. */
   connectedAt = 0;
   /** Why the connection closed, for the disconnect event. */
@@ -369,7 +366,8 @@ export class Connection implements Outlet, ClientInfo {
   ackAfter(wait: Promise<void>, first: number, packetId: number): void {
     if (this.closed) return;
     const store = this.broker.barriers;
-    this.holdUntil(store.dirty ? Promise.all([store.flush(), wait]).then(() => undefined) : wait, encodeAck(first, packetId), true);
+    const until = store.dirty ? Promise.all([store.flush(), wait]).then(() => undefined) : wait;
+    (this.held ??= new HeldQueue(this)).hold(until, encodeAck(first, packetId));
   }
 
   /**
@@ -400,59 +398,34 @@ export class Connection implements Outlet, ClientInfo {
   /** Queues bytes behind the store's next commit when it has writes pending; one wait serves a whole commit. */
   private afterCommit(buf: Buffer): void {
     const store = this.broker.barriers;
-    const dirty = store.dirty;
-    if (this.held === null) {
-      if (!dirty) {
-        this.emit(buf);
-        return;
-      }
-      this.held = [];
-    }
-    if (!dirty) {
-      this.held.push(buf);
-      return; // covered by the commit already awaited
-    }
-    const commit = store.flush();
-    if (commit === this.heldFor) {
-      this.held.push(buf);
+    if (!store.dirty) {
+      if (this.held === null) this.emit(buf);
+      else this.held.push(buf); // behind what waits already (covered by the commit already awaited)
       return;
     }
-    this.holdUntil(commit, buf, false);
+    const commit = store.flush();
+    const held = (this.held ??= new HeldQueue(this));
+    if (held.lastWait === commit) held.push(buf);
+    else held.hold(commit, buf);
   }
 
-  /**
-   * Holds `buf` (and everything after it) until `until` resolves. A newer store commit covers every older one,
-   * so only the latest releases the queue; a wait of another kind (`chained`) covers nothing else, so once one
-   * is held, every later wait includes the ones before it.
-   */
-  private holdUntil(until: Promise<void>, buf: Buffer, chained: boolean): void {
-    (this.held ??= []).push(buf);
-    const before = this.heldFor;
-    let wait = until;
-    if (before !== null && (chained || this.heldChained)) wait = Promise.all([before, until]).then(() => undefined);
-    if (chained) this.heldChained = true;
-    this.heldFor = wait;
-    wait.then(
-      () => {
-        if (this.heldFor === wait) this.release();
-      },
-      (err: unknown) => {
-        if (this.closed) return;
-        // Nothing held was acknowledged, so nothing is lost: the client sends again after reconnecting.
-        this.log.error({ err }, 'an acknowledgement could not be made good (store or bridge): closing the connection unacknowledged');
-        this.held = null;
-        this.heldFor = null;
-        this.close(RC.UNSPECIFIED_ERROR, true);
-      },
-    );
+  /** HeldOwner: bytes whose wait is over. */
+  emitHeld(buf: Buffer): void {
+    if (!this.closed) this.emit(buf);
   }
 
-  private release(): void {
-    const held = this.held;
+  /** HeldOwner: a store commit or a bridge produce failed. */
+  heldFailed(err: unknown): void {
+    if (this.closed) return;
+    // Nothing held was acknowledged, so nothing is lost: the client sends again after reconnecting.
+    this.log.error({ err }, 'an acknowledgement could not be made good (store or bridge): closing the connection unacknowledged');
     this.held = null;
-    this.heldFor = null;
-    this.heldChained = false;
-    if (held !== null && !this.closed) for (const buf of held) this.emit(buf);
+    this.close(RC.UNSPECIFIED_ERROR, true);
+  }
+
+  /** HeldOwner: nothing waits any more. */
+  heldDrained(): void {
+    this.held = null;
   }
 
   /**
