@@ -224,6 +224,19 @@ test('bridge.kafka.key: clientid keys each record with the publisher\'s client i
   ]);
 });
 
+test('a mapping\'s own key (as SmqBridge resources set it) wins over bridge.kafka.key', async () => {
+  const queue = 'b80-key-own';
+  const res = await fetch(`${api}/api/v1/bridge/`, {
+    method: 'POST', headers: { 'x-token': TOKEN }, body: JSON.stringify({ topic: 'ko/#', queue, key: 'clientid' }),
+  });
+  assert.equal(res.status, 201);
+  assert.equal(((await res.json()) as { key: string }).key, 'clientid');
+  const c = await mqttClient(broker.port, { protocolVersion: 5, clientId: 'device-k' });
+  await c.publishAsync('ko/x', 'k1', { qos: 1 });
+  const records = await readRecords(kafka.brokers, [queue], (rs) => rs.length >= 1);
+  assert.deepEqual(records.map((r) => [text(r), r.key]), [['k1', 'device-k']], 'keyed by client id on a broker whose default is the topic');
+});
+
 test('smq_bridge_messages_produced_total and smq_bridge_produce_seconds count the produced messages per mapping', async () => {
   const queue = 'b80-metrics';
   await addMapping(api, 'met/#', queue);

@@ -34,17 +34,17 @@ export class FileMappings implements MappingBackend {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw new StoreError(this.dir, `cannot read ${MAPPINGS_FILE}: ${(err as Error).message}`, { cause: err });
     }
-    let list: { topic: unknown; queue: unknown }[];
+    let list: { topic: unknown; queue: unknown; key?: unknown }[];
     try {
       const doc = JSON.parse(text) as { mappings?: unknown };
       if (!Array.isArray(doc.mappings)) throw new Error('no "mappings" list');
-      list = doc.mappings as { topic: unknown; queue: unknown }[];
+      list = doc.mappings as { topic: unknown; queue: unknown; key?: unknown }[];
     } catch (err) {
       throw new StoreError(this.dir, `${MAPPINGS_FILE} is damaged (${(err as Error).message}); expected {"mappings": [{"topic": ..., "queue": ...}]}`);
     }
     for (const [i, m] of list.entries()) {
       try {
-        const mapping = makeMapping(m?.topic, m?.queue);
+        const mapping = makeMapping(m?.topic, m?.queue, m?.key);
         this.kept.set(mapping.id, mapping);
         this.mappings.apply(mapping);
       } catch (err) {
@@ -66,7 +66,7 @@ export class FileMappings implements MappingBackend {
 
   private write(): Promise<void> {
     this.chain = this.chain.catch(() => undefined).then(() => {
-      const list = [...this.kept.values()].map(({ topic, queue }) => ({ topic, queue }));
+      const list = [...this.kept.values()].map(({ topic, queue, key }) => (key === undefined ? { topic, queue } : { topic, queue, key }));
       const text = JSON.stringify({ mappings: list }, null, 2) + '\n';
       const tmp = `${this.path}.tmp`;
       const fd = openSync(tmp, 'w', 0o600);

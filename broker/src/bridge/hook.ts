@@ -84,11 +84,10 @@ export class KafkaBridge implements Hook {
       this.dropped++;
       return undefined;
     }
-    const key = this.byClient ? message.origin : topic;
     const headers = headersOf(client, message, topic);
     const queuedAt = performance.now();
     if (message.qos === 0) {
-      for (const mapping of matches) this.pipeline.add({ mapping, key, value: message.payload, headers, queuedAt, settle: null });
+      for (const mapping of matches) this.pipeline.add({ mapping, key: this.keyOf(mapping, message, topic), value: message.payload, headers, queuedAt, settle: null });
       return undefined;
     }
     return new Promise<void>((resolve, reject) => {
@@ -97,7 +96,7 @@ export class KafkaBridge implements Hook {
         if (err !== null) reject(err);
         else if (--waiting === 0) resolve();
       };
-      for (const mapping of matches) this.pipeline.add({ mapping, key, value: message.payload, headers, queuedAt, settle });
+      for (const mapping of matches) this.pipeline.add({ mapping, key: this.keyOf(mapping, message, topic), value: message.payload, headers, queuedAt, settle });
     });
   }
 
@@ -132,6 +131,12 @@ export class KafkaBridge implements Hook {
     if (topic.startsWith(QUEUE_PREFIX)) topic = topic.slice(QUEUE_PREFIX.length);
     else if (topic.charCodeAt(0) === 0x24 /* $ */) return false;
     return this.mappings.match(topic).length > 0;
+  }
+
+  /** The record key: the mapping's choice, else `bridge.kafka.key`'s. */
+  private keyOf(mapping: BridgeMapping, message: Message, topic: string): string {
+    const byClient = mapping.key === undefined ? this.byClient : mapping.key === 'clientid';
+    return byClient ? message.origin : topic;
   }
 
   private full(message: Message): boolean {

@@ -61,3 +61,21 @@ test('a damaged mappings file is a StoreError naming the file and what was expec
   writeFileSync(join(dir, MAPPINGS_FILE), '{"mappings": [{"topic": "a/#/b", "queue": "q"}]}');
   assert.throws(() => new FileMappings(dir, new BridgeMappings()).load(), /mapping 0: topic must be an MQTT topic filter/);
 });
+
+test('a mapping may choose its own record key; the same topic and queue with another key updates it, kept by the file store', async () => {
+  assert.equal(makeMapping('a', 'q', 'clientid').key, 'clientid');
+  assert.equal(makeMapping('a', 'q').key, undefined);
+  assert.throws(() => makeMapping('a', 'q', 'payload'), (err: unknown) => err instanceof MappingError && err.code === 'BAD_KEY');
+  const dir = mkdtempSync(join(tmpdir(), 'smq-bridge-'));
+  const set = new BridgeMappings();
+  const file = new FileMappings(dir, set);
+  file.load();
+  set.use(file);
+  assert.equal((await set.add(makeMapping('a', 'q'))).created, true);
+  assert.equal((await set.add(makeMapping('a', 'q', 'clientid'))).created, false);
+  assert.equal(set.get(mappingId('a', 'q'))?.key, 'clientid');
+  assert.equal(set.match('a')[0]?.key, 'clientid', 'the matcher sees the update');
+  const again = new BridgeMappings();
+  new FileMappings(dir, again).load();
+  assert.deepEqual(again.list(), [{ id: mappingId('a', 'q'), topic: 'a', queue: 'q', key: 'clientid' }]);
+});

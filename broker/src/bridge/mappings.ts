@@ -8,7 +8,12 @@ export interface BridgeMapping {
   readonly id: string;
   readonly topic: string;
   readonly queue: string;
+  /** The Kafka record key of this mapping, when it is not `bridge.kafka.key`'s. */
+  readonly key?: MappingKey;
 }
+
+/** What a Kafka record is keyed by: the MQTT topic or the publisher's client id. */
+export type MappingKey = 'topic' | 'clientid';
 
 /** Where mappings are kept: a file in `store.dir`, or etcd in a cluster (see cluster/bridge.ts). */
 export interface MappingBackend {
@@ -22,7 +27,7 @@ const KAFKA_TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
 
 /** A mapping request that cannot be taken (the API answers 400 with `code`). */
 export class MappingError extends Error {
-  constructor(readonly code: 'BAD_TOPIC' | 'BAD_QUEUE', message: string) {
+  constructor(readonly code: 'BAD_TOPIC' | 'BAD_QUEUE' | 'BAD_KEY', message: string) {
     super(message);
   }
 }
@@ -33,14 +38,18 @@ export function mappingId(topic: string, queue: string): string {
 }
 
 /** Checks a requested mapping and returns it with its id; throws a {@link MappingError} naming the bad field. */
-export function makeMapping(topic: unknown, queue: unknown): BridgeMapping {
+export function makeMapping(topic: unknown, queue: unknown, key?: unknown): BridgeMapping {
   if (typeof topic !== 'string' || topic === '' || !isValidTopicFilter(topic) || topic.startsWith('$')) {
     throw new MappingError('BAD_TOPIC', 'topic must be an MQTT topic filter (wildcards allowed) not starting with $');
   }
   if (typeof queue !== 'string' || !KAFKA_TOPIC.test(queue) || queue === '.' || queue === '..') {
     throw new MappingError('BAD_QUEUE', 'queue must be a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -');
   }
-  return { id: mappingId(topic, queue), topic, queue };
+  if (key !== undefined && key !== null && key !== 'topic' && key !== 'clientid') {
+    throw new MappingError('BAD_KEY', 'key must be "topic" or "clientid" (or absent for bridge.kafka.key)');
+  }
+  const id = mappingId(topic, queue);
+  return key === 'topic' || key === 'clientid' ? { id, topic, queue, key } : { id, topic, queue };
 }
 
 /**
@@ -82,13 +91,17 @@ export class BridgeMappings {
     return out;
   }
 
-  /** Adds a mapping, durably; `created` is false when it was there already (adding is idempotent). */
+  /**
+   * Adds a mapping, durably; `created` is false when it was there already (adding is idempotent; a new `key`
+   * for the same topic and queue updates it).
+   */
   async add(mapping: BridgeMapping): Promise<{ mapping: BridgeMapping; created: boolean }> {
-    if (this.byId.has(mapping.id)) return { mapping, created: false };
+    const had = this.byId.get(mapping.id);
+    if (had !== undefined && had.key === mapping.key) return { mapping, created: false };
     await this.backend?.put(mapping);
     // In a cluster the watch may have applied our own write already: it is still this call that created it.
     this.apply(mapping);
-    return { mapping, created: true };
+    return { mapping, created: had === undefined };
   }
 
   /** Removes a mapping, durably; false when there was none with that id. */
@@ -101,9 +114,10 @@ export class BridgeMappings {
 
   /** Applies a mapping known from the backend (a file read at start, an etcd watch). */
   apply(mapping: BridgeMapping): void {
-    if (this.byId.has(mapping.id)) return;
+    const had = this.byId.get(mapping.id);
+    if (had !== undefined && had.key === mapping.key) return;
     this.byId.set(mapping.id, mapping);
-    this.split = [...this.split, { mapping, levels: mapping.topic.split('/') }];
+    this.split = [...this.split.filter((s) => s.mapping.id !== mapping.id), { mapping, levels: mapping.topic.split('/') }];
     this.onChange?.();
   }
 

@@ -19,8 +19,8 @@ export class MappingSync implements MappingBackend {
     this.watch = await watchPrefix(this.ctx.client, prefix, this.ctx.log, {
       put: (key, value) => {
         try {
-          const { topic, queue } = JSON.parse(value.toString()) as { topic: unknown; queue: unknown };
-          this.mappings.apply(makeMapping(topic, queue));
+          const { topic, queue, key } = JSON.parse(value.toString()) as { topic: unknown; queue: unknown; key?: unknown };
+          this.mappings.apply(makeMapping(topic, queue, key));
         } catch (err) {
           this.ctx.log.error({ key, err: (err as Error).message }, 'cluster: damaged bridge mapping ignored');
         }
@@ -31,7 +31,7 @@ export class MappingSync implements MappingBackend {
   }
 
   async put(mapping: BridgeMapping): Promise<void> {
-    await this.ctx.client.put(this.ctx.keys.bridge(mapping.id)).value(JSON.stringify({ topic: mapping.topic, queue: mapping.queue })).exec();
+    await this.ctx.client.put(this.ctx.keys.bridge(mapping.id)).value(JSON.stringify({ topic: mapping.topic, queue: mapping.queue, key: mapping.key })).exec();
   }
 
   async remove(id: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { Router as ExpressRouter, json, type Response } from 'express';
 import type { Broker } from '../broker.js';
-import { makeMapping, MappingError } from '../bridge/mappings.js';
+import { type BridgeMapping, makeMapping, MappingError } from '../bridge/mappings.js';
 import { fail } from './server.js';
 
 /**
@@ -13,10 +13,10 @@ export function bridgeRouter(broker: Broker): ExpressRouter {
   const mappings = broker.bridgeMappings;
   // Room for the longest topic filter MQTT allows (65535 bytes) and a queue name, JSON-escaped.
   r.post('/bridge', json({ limit: '512kb', type: () => true }), (req, res, next) => {
-    const body = (req.body ?? {}) as { topic?: unknown; queue?: unknown };
+    const body = (req.body ?? {}) as { topic?: unknown; queue?: unknown; key?: unknown };
     let mapping;
     try {
-      mapping = makeMapping(body.topic, body.queue);
+      mapping = makeMapping(body.topic, body.queue, body.key);
     } catch (err) {
       if (err instanceof MappingError) fail(res, 400, err.code, err.message);
       else next(err);
@@ -44,8 +44,8 @@ export function bridgeRouter(broker: Broker): ExpressRouter {
   return r;
 }
 
-function view(m: { id: string; topic: string; queue: string }): Record<string, string> {
-  return { id: m.id, topic: m.topic, queue: m.queue };
+function view(m: BridgeMapping): Record<string, string> {
+  return m.key === undefined ? { id: m.id, topic: m.topic, queue: m.queue } : { id: m.id, topic: m.topic, queue: m.queue, key: m.key };
 }
 
 /** The mapping store (the file, or etcd) did not take the change: nothing changed, try again later. */

@@ -11,6 +11,7 @@ const mapping = {
     id: { type: 'string', description: 'stable id derived from topic and queue' },
     topic: { type: 'string', minLength: 1, maxLength: 65535, pattern: PUBLIC_TOPIC_FILTER, description: 'MQTT topic filter (wildcards allowed), not starting with $', example: 'event' },
     queue: { type: 'string', pattern: KAFKA_TOPIC, description: 'Kafka topic: 1 to 249 of a-z A-Z 0-9 . _ -, not . or ..', example: 'event' },
+    key: { type: 'string', enum: ['topic', 'clientid'], description: 'Kafka record key of this mapping; absent: bridge.kafka.key' },
   },
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
@@ -21,12 +22,12 @@ export const bridgePaths = {
       summary: 'Add a bridge mapping (MQTT topic filter to Kafka topic); the body is read as JSON whatever its content type',
       requestBody: {
         required: true,
-        content: { 'application/json': { schema: { type: 'object', required: ['topic', 'queue'], properties: { topic: mapping.properties.topic, queue: mapping.properties.queue } } } },
+        content: { 'application/json': { schema: { type: 'object', required: ['topic', 'queue'], properties: { topic: mapping.properties.topic, queue: mapping.properties.queue, key: mapping.properties.key } } } },
       },
       responses: {
         200: { description: 'already there (adding is idempotent)', content: { 'application/json': { schema: mapping } } },
         201: { description: 'added, on every node of the cluster', content: { 'application/json': { schema: mapping } } },
-        400: error('bad topic (BAD_TOPIC) or queue (BAD_QUEUE), or a body that is not JSON'),
+        400: error('bad topic (BAD_TOPIC), queue (BAD_QUEUE) or key (BAD_KEY), or a body that is not JSON'),
         401: unauthorized,
         413: error('BODY_TOO_LARGE: more than 512 KiB'),
         503: error('the mapping store (store.dir file or etcd) did not take the change (MAPPINGS_UNAVAILABLE)'),
