@@ -10,10 +10,23 @@ import { GROUP, VERSION } from './types.js';
 
 type Schema = Record<string, unknown>;
 
-/** Configuration keys the operator sets itself (listeners, files, cluster identity); `spec.config` may not. */
+/**
+ * Configuration keys the operator sets itself (listeners, files, cluster identity, etcd, the bridge's Kafka);
+ * `spec.config` may not. An entry names a key or a whole section; every other key (`log.level`,
+ * `tls.min_version`, `store.durability`, `bridge.buffer`, ...) is the user's.
+ */
 export const OWNED_CONFIG = [
-  'cluster', 'broker', 'name', 'host', 'port', 'tls', 'ws', 'wss', 'etcd', 'http', 'store', 'bridge', 'log',
+  'cluster', 'broker', 'name', 'host', 'port',
+  'tls.enable', 'tls.port', 'tls.cert', 'tls.key', 'tls.ca', 'tls.verify',
+  'ws.enable', 'ws.host', 'ws.port', 'wss.enable', 'wss.host', 'wss.port',
+  'etcd', 'http', 'store.dir', 'auth.password_file', 'acl.file',
+  'bridge.enable', 'bridge.type', 'bridge.kafka.addr', 'bridge.kafka.tls', 'bridge.kafka.sasl',
 ] as const;
+
+/** Whether the operator owns a configuration key (itself, or a section it is in). */
+export function ownedKey(path: string): boolean {
+  return OWNED_CONFIG.some((o) => path === o || path.startsWith(`${o}.`));
+}
 
 const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
 const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
@@ -44,7 +57,7 @@ export function configSchema(): Schema {
   });
   for (const k of SCHEMA) {
     const parts = k.path.split('.');
-    if ((OWNED_CONFIG as readonly string[]).includes(parts[0] as string)) continue;
+    if (ownedKey(k.path)) continue;
     let node = root;
     for (const [i, part] of parts.entries()) {
       const props = node['properties'] as Record<string, Schema>;
