@@ -21,6 +21,22 @@
 # (CGO_ENABLED=0), `-trimpath -ldflags=-s -w`, with the version stamps the upstream Makefiles set, and run
 # under `nice -n 19`.
 #
+# Go: building needs the Go that k8s.io/kubernetes v<version>'s go.mod names on its `go` line, or newer.
+# The `go` on PATH is used when it is new enough. When there is none, Debian's golang-go is installed with
+# apt (as root, or through passwordless sudo, as scripts/provision.sh does). When the go it finds is older
+# (Debian 12's is 1.19: too old for Kubernetes 1.37, and for GOTOOLCHAIN switching, which came with Go
+# 1.21), Go $GO_VERSION (below; SMQ_GO_VERSION) is bootstrapped from the module proxy: the old go downloads
+# the module golang.org/toolchain@v0.0.1-go<version>.<os>-<arch> (the distribution that Go's own toolchain
+# switching fetches) into a throwaway module cache, the distribution moves to
+#
+#   ${SMQ_KUBE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/smq}/go-<version>/bin/go
+#
+# the execute bits the module zip does not keep are set again (bin/*, pkg/tool/*/*), `go version` is
+# checked, and the marker go-<version>/.smq-go-ok is written last. That go then runs every later step
+# (first on PATH, GOROOT unset), and later runs reuse it, even with no go on PATH at all. About 70 MB of
+# download, 240 MB on disk and 10 s. Whichever go is chosen, GOTOOLCHAIN=local keeps it from switching to
+# another. `scripts/kube.sh --go` stops there: it prints the go it would build with and builds nothing.
+#
 # Go reaches the module proxy through whatever this machine configures (GOPROXY, GOFLAGS, GONOSUMDB, GOSUMDB,
 # .netrc): no registry is named here. Downloads stay in Go's module cache (`go env GOMODCACHE`). Compiling
 # uses a private build cache, kube-<version>/.gocache, removed once everything is built, so a run that stops
@@ -33,11 +49,15 @@
 #
 # Usage: scripts/kube.sh              ensure the binaries
 #        scripts/kube.sh --print-home  print the kube-<version> directory, change nothing
-# Environment: SMQ_KUBE_VERSION, SMQ_HELM_VERSION (defaults below), SMQ_KUBE_CACHE (parent of kube-<version>).
+#        scripts/kube.sh --go          ensure a Go new enough (see above), print its go command (last line)
+# Environment: SMQ_KUBE_VERSION, SMQ_HELM_VERSION, SMQ_GO_VERSION (defaults below), SMQ_KUBE_CACHE (parent
+# of kube-<version> and go-<version>).
 set -euo pipefail
 
 KUBE_VERSION="${SMQ_KUBE_VERSION:-1.37.2}"
 HELM_VERSION="${SMQ_HELM_VERSION:-3.22.0}"
+# The Go bootstrapped when the go on PATH is missing or too old; at least what KUBE_VERSION's go.mod names.
+GO_VERSION="${SMQ_GO_VERSION:-1.26.8}"
 
 CACHE_ROOT="${SMQ_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smq}"
 KUBE_HOME="$CACHE_ROOT/kube-$KUBE_VERSION"
@@ -47,14 +67,22 @@ SRC="$KUBE_HOME/src"
 # complete build.
 MARKER="$KUBE_HOME/versions.txt"
 
-if [ "${1:-}" = "--print-home" ]; then
-  printf '%s\n' "$KUBE_HOME"
-  exit 0
-fi
-if [ $# -gt 0 ]; then
-  printf 'usage: %s [--print-home]\n' "$0" >&2
-  exit 2
-fi
+GO_HOME="$CACHE_ROOT/go-$GO_VERSION"
+GO_MARKER="$GO_HOME/.smq-go-ok"
+
+MODE=build
+case "$*" in
+  "") ;;
+  --print-home)
+    printf '%s\n' "$KUBE_HOME"
+    exit 0
+    ;;
+  --go) MODE=go ;;
+  *)
+    printf 'usage: %s [--print-home | --go]\n' "$0" >&2
+    exit 2
+    ;;
+esac
 
 log() { printf '[kube] %s\n' "$*"; }
 die() { printf '[kube] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -73,13 +101,136 @@ marker_ok() {
     [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] && [ -x "$BIN/helm" ]
 }
 
-if marker_ok; then
+if [ "$MODE" = build ] && marker_ok; then
   log "kube-apiserver, etcd and helm present in $BIN ($(tr '\n' ' ' <"$MARKER"| sed 's/ $//'))"
   exit 0
 fi
 
-command -v go >/dev/null 2>&1 ||
-  die "go not found on PATH: building kube-apiserver $KUBE_VERSION needs Go (the version k8s.io/kubernetes v$KUBE_VERSION's go.mod names, or newer)"
+# --- Go -----------------------------------------------------------------------------------------------
+# apt_install PKG...: as scripts/provision.sh does it: as root or through passwordless sudo, running
+# `apt-get update` only when the install fails without it.
+apt_install() {
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; } ||
+      die "need root (or passwordless sudo) to install $* with apt: install it by hand and re-run"
+    sudo=(sudo -n)
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* by hand and re-run"
+  log "installing Debian packages: $*"
+  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+  if ! "${apt[@]}" install --no-install-recommends "$@" </dev/null; then
+    log "install failed; refreshing package lists (apt-get update) and retrying"
+    "${sudo[@]}" apt-get update -q </dev/null || die "apt-get update failed"
+    "${apt[@]}" install --no-install-recommends "$@" </dev/null || die "apt-get install $* failed"
+  fi
+}
+
+# go_at_least HAVE WANT: Go version HAVE (go1.19.8, go1.26rc1) is WANT (a go.mod go line: 1.26, 1.26.0) or
+# newer. A pre-release counts as older than its release.
+go_at_least() {
+  awk -v have="${1#go}" -v want="${2#go}" 'function field(v, i,   f, n) {
+      n = split(v, f, ".")
+      if (i > n) return 0
+      return f[i] ~ /^[0-9]+$/ ? f[i] + 0 : f[i] + 0 - 0.5
+    }
+    BEGIN {
+      for (i = 1; i <= 3; i++)
+        if (field(have, i) != field(want, i)) exit !(field(have, i) > field(want, i))
+      exit 0
+    }'
+}
+
+go_bootstrapped() {
+  [ -f "$GO_MARKER" ] && [ -x "$GO_HOME/bin/go" ]
+}
+
+# use_bootstrapped_go: every later go command is the one in $GO_HOME.
+use_bootstrapped_go() {
+  export PATH="$GO_HOME/bin:$PATH"
+  unset GOROOT
+  hash -r
+}
+
+# bootstrap_go: downloads Go $GO_VERSION through the module proxy with the go on PATH (any version that
+# has modules), into $GO_HOME, unless an earlier run did.
+go_tmp=""
+trap '[ -z "$go_tmp" ] || { chmod -R u+w "$go_tmp" 2>/dev/null; rm -rf "$go_tmp"; }' EXIT
+bootstrap_go() {
+  if go_bootstrapped; then
+    log "using Go $GO_VERSION bootstrapped earlier in $GO_HOME"
+    use_bootstrapped_go
+    return
+  fi
+  local os arch t0=$SECONDS
+  os="$(go env GOHOSTOS)" && arch="$(go env GOHOSTARCH)" || die "\`go env GOHOSTOS GOHOSTARCH\` failed"
+  local module="golang.org/toolchain@v0.0.1-go$GO_VERSION.$os-$arch"
+  log "bootstrapping Go $GO_VERSION: downloading $module with $(go env GOVERSION) through the Go module proxy"
+  mkdir -p "$CACHE_ROOT"
+  # What a run that was killed half-way left behind (named after its process id).
+  local stale
+  for stale in "$CACHE_ROOT"/.go-*.tmp.*; do
+    [ -d "$stale" ] && ! kill -0 "${stale##*.}" 2>/dev/null || continue
+    chmod -R u+w "$stale" 2>/dev/null || true
+    rm -rf "$stale"
+  done
+  # A throwaway module (so no go.mod around the cache directory is involved) and module cache (the
+  # distribution then moves out of it instead of being copied, and the shared cache stays as it was).
+  go_tmp="$CACHE_ROOT/.go-$GO_VERSION.tmp.$$"
+  mkdir -p "$go_tmp/mod"
+  printf 'module smq.test/go-bootstrap\n' >"$go_tmp/go.mod"
+  local json dir
+  json="$(cd "$go_tmp" && GOMODCACHE="$go_tmp/mod" GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod \
+    go mod download -json "$module" 2>&1)" || true
+  dir="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')"
+  [ -n "$dir" ] && [ -f "$dir/bin/go" ] || {
+    printf '%s\n' "$json" >&2
+    die "could not download $module through the Go module proxy (GOPROXY=$(go env GOPROXY)), output above; is go$GO_VERSION a Go release for $os/$arch? (SMQ_GO_VERSION)"
+  }
+  # Module zips keep no file modes: what Go's own toolchain switching makes executable after downloading.
+  chmod -R u+w "$dir"
+  find "$dir/bin" "$dir/pkg/tool" -type f -exec chmod a+x {} +
+  find "$dir/lib" -type f -name 'go_?*_?*_exec' -exec chmod a+x {} +
+  local want="go version go$GO_VERSION $os/$arch" got
+  got="$(env -u GOROOT GOTOOLCHAIN=local "$dir/bin/go" version 2>&1)" || true
+  [ "$got" = "$want" ] || die "the downloaded Go says \"$got\", not \"$want\" ($dir)"
+  printf '%s\n' "$got" >"$dir/$(basename "$GO_MARKER")"
+  # A go-<version> without its marker is not one this script finished (the move below is atomic): replace it.
+  if ! go_bootstrapped; then
+    chmod -R u+w "$GO_HOME" 2>/dev/null || true
+    rm -rf "$GO_HOME"
+    mv -T "$dir" "$GO_HOME" || go_bootstrapped || die "could not move $dir to $GO_HOME"
+  fi
+  chmod -R u+w "$go_tmp" && rm -rf "$go_tmp"
+  go_tmp=""
+  log "  Go $GO_VERSION in $GO_HOME, in $((SECONDS - t0)) s"
+  use_bootstrapped_go
+}
+
+# need_go WANT WHAT: the go on PATH is WANT or newer, or Go $GO_VERSION is bootstrapped and put first.
+need_go() {
+  local have
+  have="$(go env GOVERSION)" || die "\`go env GOVERSION\` failed (go is $(command -v go))"
+  go_at_least "$have" "$1" && return
+  go_at_least "$GO_VERSION" "$1" ||
+    die "$2 needs Go $1 or newer, and the Go this script bootstraps is $GO_VERSION: raise GO_VERSION in $0 (or set SMQ_GO_VERSION)"
+  log "$(command -v go) is $have; $2 needs Go $1 or newer"
+  bootstrap_go
+}
+
+# Some go to start from: the one on PATH, else one bootstrapped earlier, else Debian's.
+if ! command -v go >/dev/null 2>&1; then
+  if go_bootstrapped; then
+    use_bootstrapped_go
+  else
+    log "go not found on PATH; installing Debian's golang-go (to bootstrap a newer Go from, if it is too old)"
+    apt_install golang-go
+    hash -r
+    command -v go >/dev/null 2>&1 || die "go still not on PATH after installing golang-go"
+  fi
+fi
+export GOTOOLCHAIN=local
 
 mkdir -p "$BIN" "$SRC"
 
@@ -90,7 +241,7 @@ if command -v flock >/dev/null 2>&1; then
     log "another scripts/kube.sh is building in $KUBE_HOME; waiting for it"
     flock 9
   fi
-  if marker_ok; then
+  if [ "$MODE" = build ] && marker_ok; then
     log "built by the other run: $(tr '\n' ' ' <"$MARKER" | sed 's/ $//')"
     exit 0
   fi
@@ -100,7 +251,6 @@ BUILD_LOG="$KUBE_HOME/build.log"
 : >"$BUILD_LOG"
 export GOCACHE="$KUBE_HOME/.gocache"
 export CGO_ENABLED=0
-go_version="$(go env GOVERSION)"
 
 # run DESCRIPTION CMD...: runs a step at the lowest priority, its output in build.log, and on failure shows
 # the end of it.
@@ -120,11 +270,21 @@ run() {
 start=$SECONDS
 
 # --- the module that builds kube-apiserver and etcd ---------------------------------------------------
-# k8s.io/kubernetes's go.mod, from the module proxy (go mod download also fetches the source the build needs).
-k8s_mod="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" 2>>"$BUILD_LOG" |
+# k8s.io/kubernetes's go.mod, from the module proxy (`go list -m` fetches only that, with any go that has
+# modules): its go line says which Go builds it.
+k8s_mod="$(go list -m -json "k8s.io/kubernetes@v$KUBE_VERSION" 2>>"$BUILD_LOG" |
   sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')" || true
 [ -n "$k8s_mod" ] && [ -s "$k8s_mod" ] ||
   die "could not fetch k8s.io/kubernetes@v$KUBE_VERSION through the Go module proxy (GOPROXY=$(go env GOPROXY)); see $BUILD_LOG"
+k8s_go="$(awk '$1 == "go" { print $2; exit }' "$k8s_mod")"
+[ -n "$k8s_go" ] || die "$k8s_mod has no go line: cannot tell which Go builds Kubernetes v$KUBE_VERSION"
+need_go "$k8s_go" "Kubernetes v$KUBE_VERSION"
+go_version="$(go env GOVERSION)"
+if [ "$MODE" = go ]; then
+  log "Kubernetes v$KUBE_VERSION needs Go $k8s_go or newer; using $go_version:"
+  command -v go
+  exit 0
+fi
 
 # Staging modules: the k8s.io requirements pinned at v0.0.0 in the require blocks (the versions that only the
 # replace directives to ./staging/src/... make real).
@@ -136,7 +296,6 @@ mapfile -t staging < <(awk '
 ' "$k8s_mod" | sort -u)
 [ "${#staging[@]}" -ge 10 ] ||
   die "found only ${#staging[@]} staging modules (k8s.io/* v0.0.0) in $k8s_mod; has k8s.io/kubernetes changed how it pins them?"
-k8s_go="$(awk '$1 == "go" { print $2; exit }' "$k8s_mod")"
 etcd_version="$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$k8s_mod")"
 [ -n "$etcd_version" ] || die "k8s.io/kubernetes v$KUBE_VERSION does not require go.etcd.io/etcd/server/v3: cannot tell which etcd to build"
 
@@ -216,6 +375,9 @@ else
     sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')" || true
   [ -n "$helm_mod" ] && [ -s "$helm_mod" ] ||
     die "could not fetch helm.sh/helm/v3@v$HELM_VERSION through the Go module proxy; see $BUILD_LOG"
+  helm_go="$(awk '$1 == "go" { print $2; exit }' "$helm_mod")"
+  need_go "${helm_go:-1.0}" "helm v$HELM_VERSION"
+  go_version="$(go env GOVERSION)"
   helm_k8s_minor="$(awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2]; exit }' "$helm_mod")"
   [ -n "$helm_k8s_minor" ] || die "helm.sh/helm/v3@v$HELM_VERSION does not require k8s.io/client-go"
   helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
