@@ -11,7 +11,7 @@
 #   - node_modules (npm ci) when absent;
 #   - Apache Kafka's jars from Maven Central, with Java and Maven (scripts/kafka.sh): the Kafka bridge tests
 #     start a KRaft broker on loopback through test/helpers/kafka.ts; cached in ~/.cache/smq/kafka-<version>.
-#   - kube-apiserver, etcd and helm built from the Go module proxy (scripts/kube.sh, needs Go): the operator
+#   - kube-apiserver, etcd and helm built from the Go module proxy (scripts/kube.sh; it fetches a new enough Go itself when needed): the operator
 #     and chart tests start an API server on loopback through test/helpers/kube.ts; cached in
 #     ~/.cache/smq/kube-<version>/bin. The first build takes about ten minutes on two cores.
 # Caches stay where the tools keep them by default (~/.npm, ~/.cache/pip, /var/cache/apt), outside the repo.
