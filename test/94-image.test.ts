@@ -3,12 +3,13 @@
  * instructions are parsed and held to what the chart and the operator expect (two stages, non-root uid 10001,
  * the broker's entrypoint with bin/smq.js's Node flags, the listener ports); every COPY source exists and is
  * in the build context .dockerignore leaves; and the image's files, staged as the Dockerfile lays them out
- * (the context's files only, compiled by the build stage's command), start a broker that answers /readyz,
- * loads the gRPC .proto and serves Swagger UI's assets from the pruned node_modules.
+ * (the context's files only, compiled by the build stage's command, importing production dependencies only),
+ * start a broker that answers /readyz, loads the gRPC .proto and serves Swagger UI's assets.
  */
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -214,6 +215,21 @@ function describeStaged(): void {
     assert.equal(tsc.code, 0, `the build stage's \`npm run build\` fails on the context's files: ${tsc.stdout}${tsc.stderr}`);
     assert.ok(!existsSync(join(buildDir, 'dist', 'test')), 'no tests compiled into the image');
     assert.deepEqual(execFileSync('find', [join(buildDir, 'dist'), '-name', '*.test.js'], { encoding: 'utf8' }), '');
+    // node_modules here has the dev dependencies too, which `npm prune --omit=dev` removes from the image:
+    // every package the compiled code imports must be a production dependency.
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const imported = new Set<string>();
+    const js = execFileSync('find', [join(buildDir, 'dist'), '-name', '*.js'], { encoding: 'utf8' }).split('\n').filter((f) => f !== '');
+    const specifier = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;(=])import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)/gm;
+    for (const file of js) {
+      for (const m of readFileSync(file, 'utf8').matchAll(specifier)) {
+        const spec = m[1] ?? m[2] ?? m[3] ?? m[4] ?? '';
+        if (spec.startsWith('.') || spec.startsWith('node:') || builtinModules.includes(spec)) continue;
+        imported.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+      }
+    }
+    assert.ok(imported.has('mqtt-packet') && imported.has('@kubernetes/client-node'), [...imported].join(', '));
+    for (const p of imported) assert.ok(p in pkg.dependencies, `dist imports ${p}, which is not in package.json "dependencies" (npm prune --omit=dev removes it from the image)`);
 
     // Runtime stage: /app and /etc/smq/smq.yaml.
     const app = join(dir, 'root', 'app');
