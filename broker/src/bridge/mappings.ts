@@ -45,7 +45,7 @@ export function makeMapping(topic: unknown, queue: unknown, key?: unknown): Brid
   if (typeof queue !== 'string' || !KAFKA_TOPIC.test(queue) || queue === '.' || queue === '..') {
     throw new MappingError('BAD_QUEUE', 'queue must be a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -');
   }
-  if (key !== undefined && key !== null && key !== 'topic' && key !== 'clientid') {
+  if (key !== undefined && key !== 'topic' && key !== 'clientid') {
     throw new MappingError('BAD_KEY', 'key must be "topic" or "clientid" (or absent for bridge.kafka.key)');
   }
   const id = mappingId(topic, queue);
