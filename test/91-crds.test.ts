@@ -99,3 +99,15 @@ test('SmqBridge: mappings are checked (Kafka topic names, each (topic, queue) pa
   assert.equal(badQueue.status, 422);
   assert.match(badQueue.body, /spec\.mappings\[0\]\.queue/);
 });
+
+test('a name too long for its pods and Services is refused, and storage cannot change after creation', async () => {
+  const long = await kube.request('POST', `${base}/smqclusters`, { body: cluster('x'.repeat(48), { etcd: { endpoints: ['e:2379'] } }) });
+  assert.equal(long.status, 422, long.body);
+  assert.match(long.body, /at most 47 characters/);
+  await kube.request('POST', `${base}/smqclusters`, { body: cluster('stored', { etcd: { endpoints: ['e:2379'] }, storage: { size: '1Gi' } }) });
+  const grown = await kube.request('PATCH', `${base}/smqclusters/stored`, { body: { spec: { storage: { size: '2Gi' } } }, contentType: 'application/merge-patch+json' });
+  assert.equal(grown.status, 422, grown.body);
+  assert.match(grown.body, /storage cannot change after creation/);
+  const other = await kube.request('PATCH', `${base}/smqclusters/stored`, { body: { spec: { replicas: 4, imagePullSecrets: [{ name: 'registry' }] } }, contentType: 'application/merge-patch+json' });
+  assert.equal(other.status, 200, 'other fields still change');
+});

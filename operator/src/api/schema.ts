@@ -82,6 +82,7 @@ function smqClusterSchema(): Schema {
     replicas: int({ minimum: 0, maximum: 100, default: 3, description: 'broker pods' }),
     image: str({ minLength: 1, default: 'smq:0.1.0', description: 'the smq container image' }),
     imagePullPolicy: str({ enum: ['Always', 'IfNotPresent', 'Never'], default: 'IfNotPresent' }),
+    imagePullSecrets: { type: 'array', items: obj({ name: str({ minLength: 1 }) }, { required: ['name'] }), description: 'Secrets for pulling the image from a private registry' },
     config: configSchema(),
     etcd: obj({
       endpoints: { type: 'array', minItems: 1, items: str({ minLength: 1 }), description: 'etcd endpoints (host:port)' },
@@ -107,7 +108,11 @@ function smqClusterSchema(): Schema {
     storage: obj({
       size: str({ default: '1Gi', pattern: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$' }),
       storageClassName: str(),
-    }, { default: {} }),
+    }, {
+      default: {},
+      // The StatefulSet's volume claim templates cannot change: say so here rather than fail in the operator.
+      'x-kubernetes-validations': [{ rule: 'self == oldSelf', message: 'storage cannot change after creation (the StatefulSet\'s volume claims are immutable)' }],
+    }),
     nodeSelector: stringMap,
     tolerations: { type: 'array', items: free },
     affinity: free,
@@ -132,7 +137,12 @@ function smqClusterSchema(): Schema {
     nodes: { type: 'array', items: obj({ name: str(), ready: bool(), connections: int() }, { required: ['name'] }) },
     conditions,
   });
-  return obj({ apiVersion: str(), kind: str(), metadata: obj({}), spec, status }, { required: ['spec'] });
+  return obj({ apiVersion: str(), kind: str(), metadata: obj({}), spec, status }, {
+    required: ['spec'],
+    // Pod names (`<name>-<n>`), `<name>-headless` and the controller-revision label must stay within 63
+    // characters; a name too long would only fail later, in the StatefulSet.
+    'x-kubernetes-validations': [{ rule: 'self.metadata.name.size() <= 47', message: 'metadata.name must be at most 47 characters (its pods and Services add suffixes)' }],
+  });
 }
 
 function smqBridgeSchema(): Schema {

@@ -52,6 +52,8 @@ export interface SmqClusterSpec {
   /** The smq container image. */
   readonly image: string;
   readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** Secrets for pulling `image` from a private registry. */
+  readonly imagePullSecrets?: readonly { readonly name: string }[];
   /**
    * smq configuration with the names of the YAML file (`mqtt.max_inflight`, `limits.publish_rate`, ...). Keys
    * the operator owns (listeners' ports and files, `etcd.*`, `store.dir`, `cluster`, `broker`, `http.*`) are

@@ -172,3 +172,9 @@ test('scheduling: anti-affinity preferring other nodes by default; the spec\'s a
   assert.deepEqual(pod(full).tolerations, spec.tolerations);
   assert.deepEqual(container(full).resources, spec.resources);
 });
+
+test('imagePullSecrets reach the pod spec when given, and only then', () => {
+  const withSecrets = statefulSet(fullCluster({ imagePullSecrets: [{ name: 'registry' }] }), { configHash: 'h' });
+  assert.deepEqual(withSecrets.spec?.template.spec?.imagePullSecrets, [{ name: 'registry' }]);
+  assert.equal(statefulSet(minimalCluster(), { configHash: 'h' }).spec?.template.spec?.imagePullSecrets, undefined);
+});

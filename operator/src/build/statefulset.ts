@@ -117,6 +117,7 @@ export function statefulSet(cluster: SmqCluster, options: StatefulSetOptions): V
           terminationGracePeriodSeconds: spec.terminationGracePeriodSeconds,
           // The broker never calls the Kubernetes API.
           automountServiceAccountToken: false,
+          ...(spec.imagePullSecrets !== undefined && spec.imagePullSecrets.length > 0 ? { imagePullSecrets: spec.imagePullSecrets.map((s) => ({ name: s.name })) } : {}),
           // No <SERVICE>_PORT variables: a Service named smq-... would otherwise inject SMQ_* names that the
           // broker's loader reads as configuration.
           enableServiceLinks: false,
