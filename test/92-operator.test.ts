@@ -96,6 +96,7 @@ test('an SmqCluster becomes its ConfigMap, Services, StatefulSet and PodDisrupti
   assert.deepEqual(at(config, 'etcd.endpoints'), ['etcd.op.svc:2379']);
   assert.equal(at(config, 'cluster'), `${ns}-demo`);
   assert.ok(await get(`/api/v1/namespaces/${ns}/services/demo`), 'client Service');
+  assert.equal(at(await get(`/api/v1/namespaces/${ns}/services/demo-api`), 'spec.type'), 'ClusterIP', 'the API on its own ClusterIP Service');
   assert.ok(await get(`/api/v1/namespaces/${ns}/services/demo-headless`), 'headless Service');
   assert.ok(await get(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/demo`), 'PodDisruptionBudget');
   assert.ok(await get(`/api/v1/namespaces/${ns}/secrets/demo-api-token`), 'the API token Secret the operator made');

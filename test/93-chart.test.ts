@@ -541,7 +541,7 @@ test('helm install, upgrade and uninstall on the API server; NOTES name the Serv
     'mqtt://demo-smq.demo.svc:1883',
     'ws://demo-smq.demo.svc:8083/mqtt',
     'kubectl -n demo port-forward svc/demo-smq 1883:1883 8083:8083',
-    'kubectl -n demo port-forward svc/demo-smq 8888:8888',
+    'kubectl -n demo port-forward svc/demo-smq-api 8888:8888',
     "kubectl -n demo get secret demo-smq-api-token -o jsonpath='{.data.token}' | base64 -d",
     'cluster: demo-smq',
     'kubectl apply --server-side -f charts/smq/crds/',

@@ -7,9 +7,8 @@ import { LABEL, metadata, names, selectorLabels } from './names.js';
 /**
  * `<cluster>`, of `spec.service.type` with `spec.service.annotations` (load-balancer settings): MQTT, and with
  * TLS MQTT over TLS and secure WebSocket, and WebSocket; the Service ports are `spec.service.ports`, the target
- * ports the container's named ports. The HTTP port (8888) too: the operator calls the API of a ready node
- * through it. With a LoadBalancer that puts /metrics and the token-guarded API wherever the load balancer
- * reaches; the ServiceMonitor scrapes through the headless Service instead.
+ * ports the container's named ports. Not the HTTP port: with a LoadBalancer that would put /metrics and the
+ * token-guarded API wherever the load balancer reaches; they have their own ClusterIP Service ({@link apiService}).
  */
 export function clientService(cluster: SmqCluster): V1Service {
   const service = cluster.spec.service;
@@ -20,11 +19,27 @@ export function clientService(cluster: SmqCluster): V1Service {
   ports.push(port('ws', service.ports.ws));
   // The CRD has no field for the wss Service port yet; the container's port is used.
   if (tls) ports.push(port('wss', PORTS.wss));
-  ports.push(port('http', PORTS.http));
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: metadata(cluster, names(cluster).clientService, { [LABEL.service]: 'client' }, service.annotations),
     spec: { type: service.type, selector: selectorLabels(cluster), ports },
+  };
+}
+
+/**
+ * `<cluster>-api`: the HTTP API (and /metrics) of the ready nodes, on a ClusterIP Service whatever the client
+ * Service's type, so the operator (and users, through port-forward) reach it and nothing outside the cluster does.
+ */
+export function apiService(cluster: SmqCluster): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(cluster, names(cluster).apiService, { [LABEL.service]: 'api' }),
+    spec: {
+      type: 'ClusterIP',
+      selector: selectorLabels(cluster),
+      ports: [{ name: 'http', port: PORTS.http, targetPort: 'http', protocol: 'TCP' }],
+    },
   };
 }

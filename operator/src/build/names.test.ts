@@ -9,6 +9,7 @@ test('names: the client Service is the cluster\'s name, helpers carry a suffix; 
     configMap: 'mqtt-config',
     headlessService: 'mqtt-headless',
     clientService: 'mqtt',
+    apiService: 'mqtt-api',
     podDisruptionBudget: 'mqtt',
     serviceMonitor: 'mqtt',
     apiTokenSecret: 'mqtt-api-token',

@@ -16,6 +16,8 @@ export interface Names {
   readonly headlessService: string;
   /** The Service devices connect to (`<cluster>.<namespace>.svc:1883`), and the operator reaches the API through. */
   readonly clientService: string;
+  /** `<cluster>-api`: the HTTP API and /metrics, inside the Kubernetes cluster only (ClusterIP). */
+  readonly apiService: string;
   readonly podDisruptionBudget: string;
   readonly serviceMonitor: string;
   /** The Secret the operator creates for the HTTP API token when `spec.apiToken` is absent. */
@@ -36,6 +38,7 @@ export function names(cluster: SmqCluster): Names {
     configMap: `${name}-config`,
     headlessService: `${name}-headless`,
     clientService: name,
+    apiService: `${name}-api`,
     podDisruptionBudget: name,
     serviceMonitor: name,
     apiTokenSecret: `${name}-api-token`,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { clientService } from './client-service.js';
+import { apiService, clientService } from './client-service.js';
 import { fullCluster, minimalCluster } from './fixtures.js';
 import { headlessService } from './headless-service.js';
 
@@ -21,7 +21,7 @@ test('headless Service: no cluster IP, not-ready pods published, mqtt and http',
   });
 });
 
-test('client Service, minimal: ClusterIP, mqtt, ws and http, no annotations', () => {
+test('client Service, minimal: ClusterIP, mqtt and ws (the API has its own Service), no annotations', () => {
   const svc = clientService(minimalCluster());
   assert.equal(svc.metadata?.name, 'mqtt');
   assert.equal(svc.metadata?.annotations, undefined);
@@ -32,9 +32,15 @@ test('client Service, minimal: ClusterIP, mqtt, ws and http, no annotations', ()
     ports: [
       { name: 'mqtt', port: 1883, targetPort: 'mqtt', protocol: 'TCP' },
       { name: 'ws', port: 8083, targetPort: 'ws', protocol: 'TCP' },
-      { name: 'http', port: 8888, targetPort: 'http', protocol: 'TCP' },
     ],
   });
+});
+
+test('API Service: ClusterIP whatever the client Service is, the http port only', () => {
+  const svc = apiService(fullCluster());
+  assert.equal(svc.metadata?.name, 'mqtt-api');
+  assert.equal(svc.metadata?.labels?.['smq.sestack.io/service'], 'api');
+  assert.deepEqual(svc.spec, { type: 'ClusterIP', selector, ports: [{ name: 'http', port: 8888, targetPort: 'http', protocol: 'TCP' }] });
 });
 
 test('client Service, full: LoadBalancer with sorted annotations; spec ports onto the named container ports; TLS adds mqtts and wss', () => {
@@ -47,6 +53,5 @@ test('client Service, full: LoadBalancer with sorted annotations; spec ports ont
     { name: 'mqtts', port: 18883, targetPort: 'mqtts', protocol: 'TCP' },
     { name: 'ws', port: 18083, targetPort: 'ws', protocol: 'TCP' },
     { name: 'wss', port: 8084, targetPort: 'wss', protocol: 'TCP' },
-    { name: 'http', port: 8888, targetPort: 'http', protocol: 'TCP' },
   ]);
 });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { Condition, NodeStatus, SmqClusterStatus } from '../api/types.js';
 import { apiTokenSecret } from '../build/api-token.js';
-import { clientService } from '../build/client-service.js';
+import { apiService, clientService } from '../build/client-service.js';
 import { setCondition } from '../build/conditions.js';
 import { smqConfig, type TlsSecretKeys } from '../build/config.js';
 import { configMap } from '../build/configmap.js';
@@ -37,6 +37,7 @@ export async function reconcileCluster(ctx: ControllerContext, namespace: string
     await ctx.client.apply(configMap(cluster, config.text) as KubeObject);
     await ctx.client.apply(headlessService(cluster) as KubeObject);
     await ctx.client.apply(clientService(cluster) as KubeObject);
+    await ctx.client.apply(apiService(cluster) as KubeObject);
     const before = await ctx.client.get<V1StatefulSet>('StatefulSet', namespace, names(cluster).statefulSet);
     const sts = await ctx.client.apply(statefulSet(cluster, { configHash: config.hash, bridge }) as KubeObject) as V1StatefulSet;
     announceRollout(ctx, cluster, before, config.hash);

@@ -24,7 +24,7 @@ export interface ControllerContext {
 }
 
 /**
- * Where the operator reaches a cluster's HTTP API: its client Service, or the URL of the annotation
+ * Where the operator reaches a cluster's HTTP API: its `<cluster>-api` Service, or the URL of the annotation
  * `smq.sestack.io/api-url` (an operator running outside the cluster, a test whose brokers are processes).
  */
 export const API_URL_ANNOTATION = 'smq.sestack.io/api-url';
@@ -32,7 +32,7 @@ export const API_URL_ANNOTATION = 'smq.sestack.io/api-url';
 export function apiUrl(cluster: SmqCluster): string {
   const override = cluster.metadata.annotations?.[API_URL_ANNOTATION];
   if (override !== undefined && override !== '') return override.replace(/\/+$/, '');
-  return `http://${names(cluster).clientService}.${cluster.metadata.namespace}.svc:${PORTS.http}`;
+  return `http://${names(cluster).apiService}.${cluster.metadata.namespace}.svc:${PORTS.http}`;
 }
 
 /** The cluster's API token, from its Secret; null while the Secret (or the key) is not there yet. */
