@@ -5,7 +5,7 @@
  */
 import type { ClientInfo } from '../hooks/types.js';
 import type { ConnectionFacts } from '../notify/events.js';
-import { NO_AGENT_INFO } from '../notify/events.js';
+import { agentFields } from '../notify/events.js';
 import type { AgentInfo } from './client-info.js';
 
 /** The topic an agent subscribes to (and jobs are published to). */
@@ -40,25 +40,7 @@ export class AgentRegistry {
    */
   add(client: ClientInfo, facts: ConnectionFacts, info: AgentInfo | null, since: number): boolean {
     if (this.agents.get(facts.id)?.client === client) return false;
-    const i = info ?? NO_AGENT_INFO;
-    const view: AgentView = {
-      id: facts.id,
-      node_id: facts.node_id,
-      host_name: i.host_name,
-      connect_ip: facts.connect_ip,
-      intranet_ip: i.intranet_ip,
-      public_ip: i.public_ip,
-      platform: i.platform,
-      arch: i.arch,
-      os: i.os,
-      agent_version: i.agent_version,
-      user_name: facts.user_name,
-      proto_name: facts.proto_name,
-      proto_ver: facts.proto_ver,
-      keep_alive: facts.keep_alive,
-      clean_start: facts.clean_start,
-      since,
-    };
+    const view: AgentView = { ...agentFields(facts, info), since };
     this.agents.set(facts.id, { client, view });
     return true;
   }

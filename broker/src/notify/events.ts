@@ -89,6 +89,11 @@ export function subscriptionEvent(facts: ConnectionFacts, topic: string, qos: nu
 
 /** An agent event, with the fields in the order of the seed's example. */
 export function agentEvent(facts: ConnectionFacts, info: AgentInfo | null, status: 0 | 1, timestamp: number): AgentEvent {
+  return { ...agentFields(facts, info), status, timestamp };
+}
+
+/** An agent's connection facts and ClientInfo, in the order of the seed's example ('' for what it did not send). */
+export function agentFields(facts: ConnectionFacts, info: AgentInfo | null): ConnectionFacts & AgentInfo {
   const i = info ?? NO_AGENT_INFO;
   return {
     id: facts.id,
@@ -106,8 +111,6 @@ export function agentEvent(facts: ConnectionFacts, info: AgentInfo | null, statu
     proto_ver: facts.proto_ver,
     keep_alive: facts.keep_alive,
     clean_start: facts.clean_start,
-    status,
-    timestamp,
   };
 }
 
