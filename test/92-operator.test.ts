@@ -70,8 +70,8 @@ function at(obj: unknown, path: string): unknown {
 }
 
 /** The condition of `type` in an object's status. */
-function condition(obj: unknown, type: string): { status: string } | undefined {
-  return ((at(obj, 'status.conditions') ?? []) as { type: string; status: string }[]).find((c) => c.type === type);
+function condition(obj: unknown, type: string): { status: string; reason: string } | undefined {
+  return ((at(obj, 'status.conditions') ?? []) as { type: string; status: string; reason: string }[]).find((c) => c.type === type);
 }
 
 async function apply(obj: Record<string, unknown>, path: string): Promise<void> {
@@ -154,6 +154,15 @@ test('an SmqBridge\'s mappings reach the running smq through its HTTP API, and l
   await until(async () => ((at(await get(`${smq}/smqbridges/uplink`), 'status.mappings') ?? []) as unknown[]).length === 2, 'status lists the applied mappings');
   // The bridge's Kafka goes into the cluster's configuration.
   await until(async () => /addr:\s*\n\s*- kafka\.op\.svc:9092/.test((at(await get(`/api/v1/namespaces/${ns}/configmaps/demo-config`), 'data') as Record<string, string>)['smq.yaml'] as string), 'bridge.kafka.addr in the ConfigMap');
+  // A second SmqBridge naming another Kafka for the same cluster is not applied: a cluster has one Kafka.
+  await apply({
+    apiVersion: 'smq.sestack.io/v1alpha1', kind: 'SmqBridge', metadata: { name: 'vlink', namespace: ns },
+    spec: { cluster: 'demo', kafka: { bootstrapServers: ['other-kafka.op.svc:9092'] }, mappings: [{ topic: 'x/#', queue: 'x' }] },
+  }, `${smq}/smqbridges/vlink`);
+  await until(async () => condition(await get(`${smq}/smqbridges/vlink`), 'Ready')?.reason === 'ConflictingKafka', 'the conflicting SmqBridge says why it waits');
+  assert.equal((await mappings()).length, 2, 'its mapping was not applied');
+  assert.equal((await kube.request('DELETE', `${smq}/smqbridges/vlink`)).status, 200);
+  await until(async () => (await get(`${smq}/smqbridges/vlink`)) === null, 'the conflicting SmqBridge deleted');
   // One mapping dropped from the spec leaves the broker.
   await apply({
     apiVersion: 'smq.sestack.io/v1alpha1', kind: 'SmqBridge', metadata: { name: 'uplink', namespace: ns },

@@ -2,7 +2,7 @@ import { mappingId } from '../../../broker/src/bridge/mappings.js';
 import type { BridgeMappingSpec, Condition, SmqBridgeStatus } from '../api/types.js';
 import { setCondition } from '../build/conditions.js';
 import { type KubeObject, objectPath } from '../kube/client.js';
-import { apiToken, apiUrl, type BridgeObject, type ControllerContext } from './context.js';
+import { apiToken, apiUrl, bridgeOf, type BridgeObject, type ControllerContext } from './context.js';
 import type { Result } from './cluster.js';
 
 /** The finalizer that removes a deleted SmqBridge's mappings from its cluster before the resource goes. */
@@ -36,6 +36,14 @@ export async function reconcileBridge(ctx: ControllerContext, namespace: string,
   if (cluster === undefined) {
     await writeStatus(ctx, bridge, bridge.status?.mappings ?? [], { type: 'Ready', status: 'False', reason: 'ClusterNotFound', message: `no SmqCluster ${bridge.spec.cluster} in ${namespace}` });
     return { requeueMs: 30_000 };
+  }
+  // A cluster bridges to one Kafka: the first SmqBridge (by name) sets it, and one naming another Kafka waits.
+  const first = bridgeOf(ctx, cluster);
+  if (first !== undefined && first.metadata.name !== bridge.metadata.name && JSON.stringify(first.spec.kafka) !== JSON.stringify(bridge.spec.kafka)) {
+    const message = `cluster ${bridge.spec.cluster} bridges to the Kafka of SmqBridge ${first.metadata.name}; this one names another`;
+    ctx.events.warning(bridge, 'ConflictingKafka', message);
+    await writeStatus(ctx, bridge, bridge.status?.mappings ?? [], { type: 'Ready', status: 'False', reason: 'ConflictingKafka', message });
+    return {};
   }
   const api = await clusterApi(ctx, bridge);
   if (api === null) {
