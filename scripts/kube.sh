@@ -3,20 +3,24 @@
 # through the Go module proxy and cached outside the repo:
 #
 #   ${SMQ_KUBE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/smq}/kube-<version>/bin/kube-apiserver
+#                                                                  /bin/kube-controller-manager
 #                                                                  /bin/etcd   (the etcd Kubernetes pins)
 #                                                                  /bin/helm   (Helm v3, for lint/template)
 #
 # test/helpers/kube.ts starts that etcd and kube-apiserver on loopback the way controller-runtime's envtest
-# does (no kubelet, no controllers); the chart tests run `helm lint` and `helm template` from the same bin/.
+# does (no kubelet, no scheduler), and on request (startKube({ controllers: true })) kube-controller-manager
+# with a few controllers (the garbage collector, StatefulSet, ...); the chart tests run `helm lint` and
+# `helm template` from the same bin/.
 #
-# How: `go install k8s.io/kubernetes/cmd/kube-apiserver@v1.X.Y` is refused, because k8s.io/kubernetes's
-# go.mod replaces its staging modules (k8s.io/api, apimachinery, apiserver, client-go, ...) with directories
-# of its own tree. So this script writes a small module in kube-<version>/src whose go.mod requires
-# k8s.io/kubernetes v1.X.Y and replaces every staging module with its published v0.X.Y, the list generated
-# from the `k8s.io/... v0.0.0` lines of k8s.io/kubernetes's own require block. etcd is built in the same module
-# at the version k8s.io/kubernetes requires, the one its CI runs against (with Debian's etcd 3.4 the API server
-# starts but logs "RequestWatchProgress feature is not supported" and serves consistent lists from etcd, not
-# from its watch cache as a real cluster does).
+# How: `go install k8s.io/kubernetes/cmd/kube-apiserver@v1.X.Y` (or kube-controller-manager) is refused,
+# because k8s.io/kubernetes's go.mod replaces its staging modules (k8s.io/api, apimachinery, apiserver,
+# client-go, ...) with directories of its own tree. So this script writes a small module in
+# kube-<version>/src whose go.mod requires k8s.io/kubernetes v1.X.Y and replaces every staging module with its
+# published v0.X.Y, the list generated from the `k8s.io/... v0.0.0` lines of k8s.io/kubernetes's own require
+# block; kube-controller-manager is built from the same module with the same flags. etcd is built in the same
+# module at the version k8s.io/kubernetes requires, the one its CI runs against (with Debian's etcd 3.4 the
+# API server starts but logs "RequestWatchProgress feature is not supported" and serves consistent lists from
+# etcd, not from its watch cache as a real cluster does).
 # Helm needs no such trick: `go install helm.sh/helm/v3/cmd/helm@v<version>`. Builds are static
 # (CGO_ENABLED=0), `-trimpath -ldflags=-s -w`, with the version stamps the upstream Makefiles set, and run
 # under `nice -n 19`.
@@ -43,9 +47,12 @@
 # half-way resumes where it was and a finished one leaves the shared build cache (`go env GOCACHE`) untouched.
 #
 # The first run takes a while: about 9 minutes on two shared cores (kube-apiserver 7.5, helm 1, etcd a few
-# seconds), about 850 MB of module downloads, a 3.3 GB private build cache while it lasts, and 175 MB of
-# binaries in the end. Every later run sees versions.txt, written last, and does nothing; a run after one that
-# stopped half-way skips every binary already built at the right version. Called from scripts/provision.sh.
+# seconds) and more for kube-controller-manager (6.5 minutes when built alone, into an empty build cache, as
+# for a cache from before it was added; less after kube-apiserver, whose packages it shares), about 850 MB of
+# module downloads, a 3.5 GB private build cache while it lasts, and 250 MB of binaries in the end. Every
+# later run sees versions.txt, written last, and does nothing; a run after one that stopped half-way (or a
+# versions.txt without the kube-controller-manager line, from before it was added) skips every binary
+# already built at the right version. Called from scripts/provision.sh.
 #
 # Usage: scripts/kube.sh              ensure the binaries
 #        scripts/kube.sh --print-home  print the kube-<version> directory, change nothing
@@ -97,12 +104,13 @@ STAGING_VERSION="0.${KUBE_VERSION#1.}"
 marker_ok() {
   [ -s "$MARKER" ] &&
     grep -qx "kubernetes v$KUBE_VERSION" "$MARKER" &&
+    grep -qx "kube-controller-manager v$KUBE_VERSION" "$MARKER" &&
     grep -qx "helm v$HELM_VERSION" "$MARKER" &&
-    [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] && [ -x "$BIN/helm" ]
+    [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/etcd" ] && [ -x "$BIN/helm" ]
 }
 
 if [ "$MODE" = build ] && marker_ok; then
-  log "kube-apiserver, etcd and helm present in $BIN ($(tr '\n' ' ' <"$MARKER"| sed 's/ $//'))"
+  log "kube-apiserver, kube-controller-manager, etcd and helm present in $BIN ($(tr '\n' ' ' <"$MARKER"| sed 's/ $//'))"
   exit 0
 fi
 
@@ -269,7 +277,7 @@ run() {
 
 start=$SECONDS
 
-# --- the module that builds kube-apiserver and etcd ---------------------------------------------------
+# --- the module that builds kube-apiserver, kube-controller-manager and etcd ---------------------------
 # k8s.io/kubernetes's go.mod, from the module proxy (`go list -m` fetches only that, with any go that has
 # modules): its go line says which Go builds it.
 k8s_mod="$(go list -m -json "k8s.io/kubernetes@v$KUBE_VERSION" 2>>"$BUILD_LOG" |
@@ -300,12 +308,12 @@ etcd_version="$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$k8s
 [ -n "$etcd_version" ] || die "k8s.io/kubernetes v$KUBE_VERSION does not require go.etcd.io/etcd/server/v3: cannot tell which etcd to build"
 
 {
-  printf '// Generated by scripts/kube.sh for Kubernetes v%s: builds kube-apiserver and etcd. Do not edit.\n' "$KUBE_VERSION"
+  printf '// Generated by scripts/kube.sh for Kubernetes v%s: builds kube-apiserver, kube-controller-manager and etcd. Do not edit.\n' "$KUBE_VERSION"
   printf 'module smq.test/kube-tools\n\ngo %s\n\n' "$k8s_go"
   # The runtime defaults Kubernetes builds with (godebug lines of its go.mod).
   grep -E '^godebug[[:space:]]' "$k8s_mod" || true
   printf '\nrequire k8s.io/kubernetes v%s\n\n' "$KUBE_VERSION"
-  printf 'tool (\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tgo.etcd.io/etcd/server/v3\n)\n\n'
+  printf 'tool (\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tk8s.io/kubernetes/cmd/kube-controller-manager\n\tgo.etcd.io/etcd/server/v3\n)\n\n'
   printf 'replace (\n'
   for m in "${staging[@]}"; do
     printf '\t%s => %s v%s\n' "$m" "$m" "$STAGING_VERSION"
@@ -355,6 +363,18 @@ fi
 version_is "$BIN/kube-apiserver" "Kubernetes v$KUBE_VERSION" ||
   die "$BIN/kube-apiserver --version does not say Kubernetes v$KUBE_VERSION"
 
+# The garbage collector, StatefulSet controller and the rest, for the tests that start some of them.
+if version_is "$BIN/kube-controller-manager" "Kubernetes v$KUBE_VERSION"; then
+  log "kube-controller-manager v$KUBE_VERSION already built"
+else
+  (cd "$SRC" && run "building kube-controller-manager v$KUBE_VERSION (the other long step)" \
+    go build -trimpath -tags notest,grpcnotrace -ldflags "$k8s_ldflags" -o "$BIN/kube-controller-manager.tmp" \
+    k8s.io/kubernetes/cmd/kube-controller-manager)
+  mv "$BIN/kube-controller-manager.tmp" "$BIN/kube-controller-manager"
+fi
+version_is "$BIN/kube-controller-manager" "Kubernetes v$KUBE_VERSION" ||
+  die "$BIN/kube-controller-manager --version does not say Kubernetes v$KUBE_VERSION"
+
 if version_is "$BIN/etcd" "etcd Version: ${etcd_version#v}"; then
   log "etcd $etcd_version already built"
 else
@@ -393,7 +413,8 @@ fi
   die "$BIN/helm version does not say v$HELM_VERSION"
 
 # --- done: the marker last, then the private build cache goes ---------------------------------------
-printf 'kubernetes v%s\netcd %s\nhelm v%s\ngo %s\n' "$KUBE_VERSION" "$etcd_version" "$HELM_VERSION" "$go_version" \
+printf 'kubernetes v%s\nkube-controller-manager v%s\netcd %s\nhelm v%s\ngo %s\n' \
+  "$KUBE_VERSION" "$KUBE_VERSION" "$etcd_version" "$HELM_VERSION" "$go_version" \
   >"$MARKER.tmp"
 mv "$MARKER.tmp" "$MARKER"
 if [ -d "$GOCACHE" ]; then

@@ -6,9 +6,17 @@
  * runs, a deleted namespace stays Terminating, and owner references cascade nothing (there is no garbage
  * collector), so tests use fresh namespaces and delete what they must see gone.
  *
+ * `startKube({ controllers: true })` also starts kube-controller-manager (same build, same cache) with a few
+ * controllers only ({@link CONTROLLERS}): the garbage collector (owner references cascade, deleted owners take
+ * their dependents), the StatefulSet controller (Pod and PersistentVolumeClaim objects, status), the namespace
+ * controller (a deleted namespace goes). Pods are still never scheduled or run: no scheduler, no kubelet, they
+ * stay Pending. startKube resolves once the garbage collector has deleted a probe dependent, so a test can
+ * rely on it at once. It adds about 1.3 s to start-up and some CPU while it runs, hence off by default.
+ *
  * The binaries are built from the Go module proxy by scripts/kube.sh (run by scripts/provision.sh) and cached
- * outside the repo in `${SMQ_KUBE_CACHE:-~/.cache/smq}/kube-<version>/bin` (kube-apiserver, the etcd that
- * Kubernetes version pins, helm); SMQ_KUBE_HOME names another kube-<version> directory.
+ * outside the repo in `${SMQ_KUBE_CACHE:-~/.cache/smq}/kube-<version>/bin` (kube-apiserver,
+ * kube-controller-manager, the etcd that Kubernetes version pins, helm); SMQ_KUBE_HOME names another
+ * kube-<version> directory.
  *
  * Security as a test needs it: a throwaway CA and serving certificate for 127.0.0.1 (openssl), static bearer
  * tokens (`--token-auth-file`) for an admin in system:masters and for any users a test declares up front,
@@ -17,8 +25,8 @@
  * without the controller manager no namespace gets its default ServiceAccount, and pods would be refused.
  *
  * Each process runs under a tiny `sh` watchdog that holds a pipe from this process: when this process dies in
- * any way (a test runner's SIGKILL included), the pipe closes and the watchdog kills it, so no API server or
- * etcd outlives its test file.
+ * any way (a test runner's SIGKILL included), the pipe closes and the watchdog kills it, so no API server,
+ * etcd or controller manager outlives its test file.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -27,7 +35,7 @@ import { Agent, request as httpsRequest } from 'node:https';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { ROOT, freePort } from './broker.js';
 
 /** The answer to {@link RunningKube.request}. */
@@ -80,10 +88,18 @@ export interface RunningKube {
   serviceAccountToken(namespace: string, name: string, expirationSeconds?: number): Promise<string>;
   /** One HTTPS request to the API server (path with query, as `/api/v1/namespaces?limit=1`); any status resolves. */
   request(method: string, path: string, options?: KubeRequestOptions): Promise<KubeResponse>;
-  /** Kills both processes (SIGKILL: nothing here needs a clean shutdown) and removes {@link dir} unless `keepDir`. */
+  /**
+   * Kills every process (SIGKILL: nothing here needs a clean shutdown) and removes {@link dir} unless
+   * `keepDir`.
+   */
   stop(options?: { keepDir?: boolean }): Promise<void>;
-  /** The last `lines` lines of each log (kube-apiserver, then etcd), for failure messages. */
+  /**
+   * The last `lines` lines of each log (kube-apiserver, etcd, and kube-controller-manager when it runs), for
+   * failure messages.
+   */
   logTail(lines?: number): string;
+  /** Milliseconds kube-controller-manager took from its start to a garbage-collected probe; null without controllers. */
+  readonly controllersReadyMs: number | null;
 }
 
 /** Options for {@link startKube}. */
@@ -98,7 +114,28 @@ export interface KubeOptions {
   apiServerFlags?: Record<string, string>;
   /** Milliseconds until /readyz must answer ok, else it fails with the log tails; default 90 000. */
   timeoutMs?: number;
+  /**
+   * Also run kube-controller-manager with {@link CONTROLLERS} (garbage collector, StatefulSet, namespace),
+   * ready (a probe dependent garbage-collected) when startKube resolves; default false.
+   */
+  controllers?: boolean;
+  /** kube-controller-manager flags set over the helper's, as `--key=value` (`{ controllers: '...' }`). */
+  controllerManagerFlags?: Record<string, string>;
+  /**
+   * YAML files of CustomResourceDefinitions (one or more documents each) applied, and waited for until
+   * Established, before the controllers start. The garbage collector discovers resources again only every
+   * 30 s: an owner of a kind it does not watch yet is found by polling with a growing backoff, so a test
+   * that deletes custom resources and waits for their dependents to go should name its CRDs here.
+   */
+  crds?: readonly string[];
 }
+
+/**
+ * The kube-controller-manager controllers {@link KubeOptions.controllers} runs: owner references cascade
+ * (garbage collector), StatefulSets get their Pods and PersistentVolumeClaims, deleted namespaces empty and go.
+ * No ServiceAccount or token controllers (the ServiceAccount admission plugin is off, nothing needs them).
+ */
+export const CONTROLLERS = ['garbage-collector-controller', 'statefulset-controller', 'namespace-controller'] as const;
 
 /**
  * The kube-<version> directory of the cache: SMQ_KUBE_HOME, or where scripts/kube.sh keeps the version it
@@ -111,12 +148,13 @@ export function kubeHome(): string {
 }
 
 /** Path of one provisioned binary (`helm` for the chart tests), after checking scripts/kube.sh completed. */
-export function kubeBinary(name: 'kube-apiserver' | 'etcd' | 'helm'): string {
+export function kubeBinary(name: 'kube-apiserver' | 'kube-controller-manager' | 'etcd' | 'helm'): string {
   const home = kubeHome();
-  if (!existsSync(join(home, 'versions.txt'))) {
-    throw new Error(`kube-apiserver, etcd and helm are not provisioned in ${home} (no versions.txt): run \`bash scripts/kube.sh\` (scripts/provision.sh does; the first build takes a while)`);
+  const path = join(home, 'bin', name);
+  if (!existsSync(join(home, 'versions.txt')) || !existsSync(path)) {
+    throw new Error(`${name} is not provisioned in ${home} (no versions.txt, or no bin/${name}): run \`bash scripts/kube.sh\` (scripts/provision.sh does; the first build takes a while)`);
   }
-  return join(home, 'bin', name);
+  return path;
 }
 
 /** The last `lines` lines of a file, reading at most its last 256 KiB. */
@@ -255,6 +293,7 @@ function fileSafe(name: string): string {
 export async function startKube(options: KubeOptions = {}): Promise<RunningKube> {
   const apiServerBin = kubeBinary('kube-apiserver');
   const etcdBin = kubeBinary('etcd');
+  const controllersBin = options.controllers === true ? kubeBinary('kube-controller-manager') : null;
   const timeoutMs = options.timeoutMs ?? 90_000;
   const dir = mkdtempSync(join(tmpdir(), 'smq-kube-'));
   const pki = join(dir, 'pki');
@@ -366,14 +405,18 @@ export async function startKube(options: KubeOptions = {}): Promise<RunningKube>
       r.end(payload);
     });
 
+  const kcmLog = join(dir, 'kube-controller-manager.log');
   const logTail = (lines = 40): string =>
-    `--- ${apiLog} ---\n${tailFile(apiLog, lines)}\n--- ${etcdLog} ---\n${tailFile(etcdLog, lines)}`;
+    `--- ${apiLog} ---\n${tailFile(apiLog, lines)}\n--- ${etcdLog} ---\n${tailFile(etcdLog, lines)}` +
+    (controllersBin === null ? '' : `\n--- ${kcmLog} ---\n${tailFile(kcmLog, lines)}`);
 
   // Both start at once: the API server retries etcd until it answers, which saves etcd's start-up time.
   const etcd = supervise('etcd', etcdBin, etcdArgs, dir, etcdLog);
   const apiServer = supervise('kube-apiserver', apiServerBin, apiArgs, dir, apiLog);
+  let controllerManager: ChildProcess | null = null;
   const stopProcesses = async (): Promise<void> => {
     agent.destroy();
+    if (controllerManager !== null) await kill(controllerManager);
     await kill(apiServer);
     await kill(etcd);
   };
@@ -410,6 +453,68 @@ export async function startKube(options: KubeOptions = {}): Promise<RunningKube>
   writeFileSync(kubeconfigPath, kubeconfig(server, caData, 'admin', adminToken), { mode: 0o600 });
   let kubeconfigs = 0;
 
+  for (const file of options.crds ?? []) {
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+      const crd = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
+      if (crd === null) continue;
+      const name = crd.metadata?.name;
+      if (crd.kind !== 'CustomResourceDefinition' || name === undefined) {
+        await fail(`${file}: a document that is not a named CustomResourceDefinition (kind ${String(crd.kind)})`);
+        continue;
+      }
+      const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(name)}`;
+      const res = await request('PATCH', `${path}?fieldManager=smq-test&force=true`, { body: crd, contentType: 'application/apply-patch+yaml' });
+      if (res.status !== 200 && res.status !== 201) await fail(`applying CRD ${name} from ${file} answered ${res.status}: ${res.body.slice(0, 2000)}`);
+      for (;;) {
+        const got = await request('GET', path);
+        const conds = got.status === 200 ? (got.json<{ status?: { conditions?: { type: string; status: string }[] } }>().status?.conditions ?? []) : [];
+        if (conds.some((c) => c.type === 'Established' && c.status === 'True')) break;
+        if (Date.now() > deadline) await fail(`CRD ${name} was not Established within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  let controllersReadyMs: number | null = null;
+  if (controllersBin !== null) {
+    const kcmFlags: Record<string, string> = {
+      // The admin, in system:masters: every controller may do everything (no per-controller credentials).
+      'kubeconfig': kubeconfigPath,
+      'controllers': CONTROLLERS.join(','),
+      'use-service-account-credentials': 'false',
+      'leader-elect': 'false',
+      // No HTTPS endpoint (nor the delegated authentication it would need): readiness is the probe below.
+      'secure-port': '0',
+      // Client-side rate limits (default 20 and 30): the garbage collector's first discovery and deletes go faster.
+      'kube-api-qps': '100',
+      'kube-api-burst': '200',
+      'v': '1',
+      ...options.controllerManagerFlags,
+    };
+    const t0 = Date.now();
+    controllerManager = supervise('kube-controller-manager', controllersBin, Object.entries(kcmFlags).map(([k, v]) => `--${k}=${v}`), dir, kcmLog);
+    // Ready means working: a ConfigMap owned by another is deleted by the garbage collector once the owner is.
+    const ns = '/api/v1/namespaces/default/configmaps';
+    const probe = `smq-gc-probe-${randomBytes(4).toString('hex')}`;
+    const owner = await request('POST', ns, { body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${probe}-owner` } } });
+    if (owner.status !== 201) await fail(`creating the garbage collector's probe answered ${owner.status}: ${owner.body}`);
+    const uid = owner.json<{ metadata: { uid: string } }>().metadata.uid;
+    const dependent = await request('POST', ns, {
+      body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${probe}-dependent`, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: `${probe}-owner`, uid }] } },
+    });
+    if (dependent.status !== 201) await fail(`creating the garbage collector's probe answered ${dependent.status}: ${dependent.body}`);
+    const deleted = await request('DELETE', `${ns}/${probe}-owner`);
+    if (deleted.status !== 200) await fail(`deleting the garbage collector's probe answered ${deleted.status}: ${deleted.body}`);
+    const kcm = controllerManager;
+    for (;;) {
+      if (exited(kcm)) await fail(`kube-controller-manager exited (${kcm.signalCode ?? kcm.exitCode}) before its garbage collector worked`);
+      if ((await request('GET', `${ns}/${probe}-dependent`, { timeoutMs: 5000 })).status === 404) break;
+      if (Date.now() > deadline) await fail(`the garbage collector did not delete a dependent of a deleted owner within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    controllersReadyMs = Date.now() - t0;
+  }
+
   return {
     server,
     token: adminToken,
@@ -445,5 +550,6 @@ export async function startKube(options: KubeOptions = {}): Promise<RunningKube>
       if (stopOptions.keepDir !== true) rmSync(dir, { recursive: true, force: true });
     },
     logTail,
+    controllersReadyMs,
   };
 }
