@@ -45,6 +45,8 @@ export async function reconcileCluster(ctx: ControllerContext, namespace: string
     await applyServiceMonitor(ctx, cluster);
     return await writeStatus(ctx, cluster, sts);
   } catch (err) {
+    // Deleted while being reconciled: the garbage collector takes it from here.
+    if (err instanceof KubeError && err.status === 404 && !(await ctx.client.get('SmqCluster', namespace, name))) return {};
     await degraded(ctx, cluster, err);
     throw err;
   }

@@ -82,7 +82,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   private async follow(): Promise<void> {
-    this.watch = await this.client.watch(this.kind, this.namespace, this.resourceVersion, this.labelSelector, (type, obj) => {
+    if (this.stopped) return; // stopped while the list was on its way
+    const watch = await this.client.watch(this.kind, this.namespace, this.resourceVersion, this.labelSelector, (type, obj) => {
       if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
       if (type === 'BOOKMARK') return;
       if (type === 'ERROR') return; // an expired resourceVersion: the stream ends, and we list again
@@ -100,5 +101,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       if (err) this.log.debug({ kind: this.kind, err: (err as Error).message }, 'watch ended: listing again');
       setTimeout(() => void this.relist(), err ? this.backoff : 0).unref();
     });
+    if (this.stopped) watch.abort();
+    else this.watch = watch;
   }
 }
