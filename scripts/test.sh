@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `npm test` runs: provision the third-party clients the black-box tests drive, build, then run
-# the unit tests (dist/broker, next to the modules) and the black-box suites (dist/test) with node's
+# the unit tests (dist/broker and dist/operator, next to the modules) and the black-box suites (dist/test) with node's
 # test runner: every *.test.js file under them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ if [ "${#files[@]}" -eq 0 ]; then
   echo "==> no *.test.js files under dist/broker or dist/test" >&2
   exit 1
 fi
-echo "==> running ${#files[@]} test files: node --test --test-concurrency=2 --test-timeout=${test_timeout_ms} (dist/broker, dist/test)"
+echo "==> running ${#files[@]} test files: node --test --test-concurrency=2 --test-timeout=${test_timeout_ms} (dist/broker, dist/operator, dist/test)"
 status=0
 timeout --kill-after=30 "${run_timeout_s}" \
   node --test --test-concurrency=2 --test-timeout="${test_timeout_ms}" "${files[@]}" || status=$?
