@@ -1,0 +1,130 @@
+/**
+ * REPRODUCTION OF AN OPEN BUG, not yet in the suite (npm test runs *.test.js only; this is *.repro.js). Run:
+ *   npm run build && node --test dist/test/reliability/rolling-restart.repro.js
+ * It fails today: about 7 % of the acknowledged messages (those published while the persistent subscriber
+ * moves off a draining node) never arrive. A node that drains keeps its persistent sessions in its own store;
+ * the subscriber reconnects to another node, whose session fetch returns at once because the holder is no
+ * longer a member (cluster/sessions.ts fetch: `!this.alive(holder)`), so it starts a new session, and the
+ * messages queued in the old one are stranded. A drain should hand its persistent sessions (and their routes)
+ * over before it leaves. Issue 9's "a config change rolls the pods ... with no acknowledged message lost"
+ * waits on this; once fixed, rename this file to test/96-rolling-restart.test.ts.
+ *
+ * Rolling restart: what a StatefulSet rolling update does to an SmqCluster, with broker processes standing
+ * in for the pods (no kubelet here): three nodes on a real etcd are stopped one at a time with SIGTERM (the
+ * drain the pods' preStop leads into) and started again as themselves, while a persistent publisher streams
+ * QoS 1 messages to a persistent subscriber. Both follow the drain's DISCONNECT to another node; every message
+ * the publisher got a PUBACK for reaches the subscriber.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { connect, type MqttClient } from 'mqtt';
+import { freePort, startBroker, type RunningBroker } from '../helpers/broker.js';
+import { startEtcd, type RunningEtcd } from '../helpers/etcd.js';
+
+let etcd: RunningEtcd;
+const nodes = new Map<string, RunningBroker>();
+const ports = new Map<string, number>();
+const dirs = new Map<string, string>();
+const clients: MqttClient[] = [];
+const cluster = `roll${process.pid}`;
+
+function startNode(id: string): Promise<RunningBroker> {
+  return startBroker({
+    config: {
+      cluster, broker: id, port: ports.get(id),
+      etcd: { endpoints: [etcd.endpoint], lease_ttl: 5 },
+      store: { dir: dirs.get(id) }, ws: { enable: false },
+    },
+    timeoutMs: 30_000,
+  }).then((b) => {
+    nodes.set(id, b);
+    return b;
+  });
+}
+
+before(async () => {
+  etcd = await startEtcd();
+  for (const id of ['pod-0', 'pod-1', 'pod-2']) {
+    ports.set(id, await freePort());
+    dirs.set(id, mkdtempSync(join(tmpdir(), `smq-${id}-`)));
+  }
+  await Promise.all([...ports.keys()].map(startNode));
+});
+
+after(async () => {
+  for (const c of clients) c.end(true);
+  await Promise.all([...nodes.values()].map((n) => n.stop('SIGKILL')));
+  await etcd?.stop();
+});
+
+/** A persistent v5 client that goes from node to node as a Service would send it (any node, on reconnect). */
+function client(clientId: string, first: string): MqttClient {
+  const order = [first, ...[...ports.keys()].filter((p) => p !== first)];
+  const c = connect({
+    servers: order.map((id) => ({ host: '127.0.0.1', port: ports.get(id) as number })),
+    protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 600 },
+    reconnectPeriod: 200, connectTimeout: 5000,
+  });
+  clients.push(c);
+  return c;
+}
+
+test('a rolling restart of every node, drained one at a time, loses no acknowledged QoS 1 message', { timeout: 110_000 }, async () => {
+  const sub = client('roll-sub', 'pod-0');
+  const got = new Set<string>();
+  let onGot: (() => void) | null = null;
+  sub.on('message', (_t, payload) => {
+    got.add(payload.toString());
+    onGot?.();
+  });
+  await new Promise<void>((resolve) => sub.once('connect', () => resolve()));
+  await sub.subscribeAsync('roll/#', { qos: 1 });
+  const pub = client('roll-pub', 'pod-1');
+  await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
+
+  // The stream: one message every 10 ms, each acknowledged one recorded; it runs through the whole roll.
+  const acked = new Set<string>();
+  let seq = 0;
+  let streaming = true;
+  const stream = (async () => {
+    while (streaming && seq < 5000) {
+      const m = `m${seq++}`;
+      pub.publish('roll/t', m, { qos: 1 }, (err) => {
+        if (!err) acked.add(m);
+      });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+
+  for (const id of ['pod-0', 'pod-1', 'pod-2']) {
+    const before = acked.size;
+    const node = nodes.get(id) as RunningBroker;
+    assert.equal(await node.stop('SIGTERM'), 0, `${id} drains and exits cleanly`);
+    await startNode(id);
+    // The publisher keeps being acknowledged across each step (it reconnected elsewhere or here).
+    const deadline = Date.now() + 20_000;
+    while (acked.size < before + 20) {
+      assert.ok(Date.now() < deadline, `publishes are acknowledged again after ${id} restarted (${acked.size})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  streaming = false;
+  await stream;
+  // Everything in flight settles: the last messages are acknowledged or not, then we look.
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 20_000); // then the assertion below names what is missing
+    const check = (): void => {
+      if (![...acked].every((m) => got.has(m))) return;
+      clearTimeout(timer);
+      resolve();
+    };
+    onGot = check;
+    check();
+  });
+  const missing = [...acked].filter((m) => !got.has(m));
+  assert.deepEqual(missing, [], `${missing.length} of ${acked.size} acknowledged messages did not arrive: ${missing.join(' ')}`);
+  assert.ok(acked.size > 100, `a real stream ran through the roll (${acked.size} acknowledged)`);
+});
