@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connect, type MqttClient } from 'mqtt';
-import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
+import { connectMqtt } from './helpers/mqtt.js';
 
 let etcd: RunningEtcd;
 let a: RunningBroker;
@@ -46,10 +47,7 @@ after(async () => {
 });
 
 async function apiOf(node: RunningBroker): Promise<string> {
-  const ready = await node.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http);
-  return `http://127.0.0.1:${http.port}/api/v1`;
+  return `${await httpBase(node)}/api/v1`;
 }
 
 async function get(path: string): Promise<unknown> {
@@ -68,13 +66,7 @@ async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 1
 }
 
 async function mqttClient(port: number, clientId: string, username?: string): Promise<MqttClient> {
-  const c = connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, clientId, username, reconnectPeriod: 0 });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(port, { protocolVersion: 5, clientId, username }, clients);
 }
 
 interface ClientsPage {

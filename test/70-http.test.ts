@@ -6,8 +6,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
-import { startBroker, type RunningBroker } from './helpers/broker.js';
+import type { MqttClient } from 'mqtt';
+import { startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
+import { connectMqtt } from './helpers/mqtt.js';
 
 let broker: RunningBroker;
 let base: string;
@@ -17,10 +18,7 @@ const clients: MqttClient[] = [];
 before(async () => {
   writeFileSync(tokenFile, 'from-file-1\n');
   broker = await startBroker({ config: { http: { enable: true, host: '127.0.0.1', port: 0, tokens: ['t0ken'], token_file: tokenFile } } });
-  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http, 'the ready line lists the http listener');
-  base = `http://127.0.0.1:${http.port}`;
+  base = await httpBase(broker);
 });
 
 after(async () => {
@@ -29,13 +27,7 @@ after(async () => {
 });
 
 async function mqttClient(clientId: string): Promise<MqttClient> {
-  const c = connect(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 5, clientId, reconnectPeriod: 0 });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(broker.port, { protocolVersion: 5, clientId }, clients);
 }
 
 test('/healthz and /readyz answer for Kubernetes probes', async () => {
@@ -175,11 +167,7 @@ test('bridge mappings: the seed\'s curl (no JSON content type) adds one; listed,
 test('bridge mappings survive a restart (kept in store.dir)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'smq-http-store-'));
   const config = { store: { dir }, http: { enable: true, host: '127.0.0.1', port: 0, tokens: ['k'] } };
-  const apiOf = async (b: RunningBroker): Promise<string> => {
-    const ready = await b.waitForLog((r) => r['msg'] === 'broker ready');
-    const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-    return `http://127.0.0.1:${http?.port}/api/v1/bridge/`;
-  };
+  const apiOf = async (b: RunningBroker): Promise<string> => `${await httpBase(b)}/api/v1/bridge/`;
   const first = await startBroker({ config });
   const url = await apiOf(first);
   assert.equal((await fetch(url, { method: 'POST', headers: { 'x-token': 'k' }, body: '{"topic": "sensors/#", "queue": "sensors"}' })).status, 201);

@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import mqtt, { type IConnackPacket, type IConnectPacket, type IPublishPacket } from 'mqtt-packet';
-import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { freePort, startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
 import { GrpcReceiver, HttpReceiver, type EventLog, type Received } from './helpers/notify-servers.js';
 import { RawClient } from './helpers/raw.js';
+import { connectMqtt } from './helpers/mqtt.js';
 
 const TOKEN = 't0ken';
 const INFO = { host_name: 'pi.example.com', intranet_ip: '192.168.1.100', public_ip: '', platform: 'linux', arch: 'aarch64', os: 'CentOS Stream release 8', agent_version: 'v0.0.1' };
@@ -42,10 +43,7 @@ async function start(name: 'http' | 'grpc', server: string, log: EventLog): Prom
     http: { enable: true, host: '127.0.0.1', port: 0, tokens: [TOKEN] },
     notify: { enable: true, type: name, server, timeout: 2000, retries: 100, backoff: 100, backoff_max: 400 },
   } });
-  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http);
-  return { name, node, broker, api: `http://127.0.0.1:${http.port}/api/v1`, log };
+  return { name, node, broker, api: `${await httpBase(broker)}/api/v1`, log };
 }
 
 before(async () => {
@@ -68,13 +66,7 @@ after(async () => {
 });
 
 async function mqttClient(t: Target, clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = mqttConnect(`mqtt://127.0.0.1:${t.broker.port}`, { protocolVersion: 5, clientId, reconnectPeriod: 0, ...options });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(t.broker.port, { protocolVersion: 5, clientId, ...options }, clients);
 }
 
 function end(c: MqttClient): Promise<void> {

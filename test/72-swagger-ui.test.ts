@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connect, type MqttClient } from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
 
 const TOKEN = 'swagger-t0ken';
 let broker: RunningBroker;
@@ -19,10 +19,7 @@ let client: MqttClient;
 
 before(async () => {
   broker = await startBroker({ config: { http: { enable: true, host: '127.0.0.1', port: 0, tokens: [TOKEN] } } });
-  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http, 'the ready line lists the http listener');
-  base = `http://127.0.0.1:${http.port}`;
+  base = await httpBase(broker);
   // One client, so that the counters the page shows are not all zero.
   client = connect(`mqtt://127.0.0.1:${broker.port}`, { clientId: 'swagger-ui-watcher', reconnectPeriod: 0 });
   await new Promise<void>((resolve, reject) => {

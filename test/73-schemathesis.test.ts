@@ -11,9 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
-import { ROOT, startBroker, type RunningBroker } from './helpers/broker.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { ROOT, startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
 import { runToEnd } from './helpers/process.js';
+import { connectMqtt } from './helpers/mqtt.js';
 
 const TOKEN = 'schemathesis-t0ken';
 // hypothesis and schemathesis keep their databases and reports in the working directory: not the repo.
@@ -23,21 +24,12 @@ let base: string;
 const clients: MqttClient[] = [];
 
 async function mqttClient(options: IClientOptions): Promise<MqttClient> {
-  const c = connect(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0, ...options });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(broker.port, options, clients);
 }
 
 before(async () => {
   broker = await startBroker({ config: { http: { enable: true, host: '127.0.0.1', port: 0, tokens: [TOKEN] } } });
-  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http, 'the ready line lists the http listener');
-  base = `http://127.0.0.1:${http.port}`;
+  base = await httpBase(broker);
   // A v5 subscriber with a persistent session, and a v3.1.1 publisher that leaves retained messages.
   const sub = await mqttClient({ clientId: 'st-subscriber', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 300 } });
   await sub.subscribeAsync(['sensors/#', 'cmd/+/set'], { qos: 1 });

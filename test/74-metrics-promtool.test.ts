@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
-import { startBroker, type RunningBroker } from './helpers/broker.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { runToEnd } from './helpers/process.js';
+import { connectMqtt } from './helpers/mqtt.js';
 
 const brokers: RunningBroker[] = [];
 const clients: MqttClient[] = [];
@@ -24,20 +25,11 @@ after(async () => {
 async function start(config: Record<string, unknown>): Promise<{ broker: RunningBroker; metrics: string }> {
   const broker = await startBroker({ config: { ...config, http: { enable: true, host: '127.0.0.1', port: 0 } }, timeoutMs: 30_000 });
   brokers.push(broker);
-  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http, 'the ready line lists the http listener');
-  return { broker, metrics: `http://127.0.0.1:${http.port}/metrics` };
+  return { broker, metrics: `${await httpBase(broker)}/metrics` };
 }
 
 async function mqttClient(port: number, options: IClientOptions): Promise<MqttClient> {
-  const c = connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...options });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(port, options, clients);
 }
 
 /**

@@ -7,9 +7,10 @@
  * in 82.
  */
 import assert from 'node:assert/strict';
+import { connectMqtt } from './helpers/mqtt.js';
 import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startKafka, type RunningKafka } from './helpers/kafka.js';
 import { RawClient } from './helpers/raw.js';
@@ -51,13 +52,7 @@ after(async () => {
 });
 
 async function mqttClient(port: number, options: IClientOptions): Promise<MqttClient> {
-  const c = connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...options });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(port, options, clients);
 }
 
 const text = (r: KafkaRecord): string => r.value.toString();

@@ -6,8 +6,9 @@
  * v3.1.1 one is disconnected unacknowledged, both counted, while unbridged traffic flows.
  */
 import assert from 'node:assert/strict';
+import { connectMqtt } from './helpers/mqtt.js';
 import { after, before, beforeEach, test } from 'node:test';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startKafka, type RunningKafka } from './helpers/kafka.js';
 import { RawClient } from './helpers/raw.js';
@@ -62,13 +63,7 @@ after(async () => {
 });
 
 async function mqttClient(port: number, options: IClientOptions): Promise<MqttClient> {
-  const c = connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...options });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(port, options, clients);
 }
 
 /** A QoS 1 publish: its PUBACK's reason code (0 for success) once it comes, and whether it came yet. */

@@ -4,8 +4,9 @@
  * to Kafka by that node, once, even when the message is also forwarded to a subscriber on the first node.
  */
 import assert from 'node:assert/strict';
+import { connectMqtt } from './helpers/mqtt.js';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { startKafka, type RunningKafka } from './helpers/kafka.js';
@@ -51,13 +52,7 @@ after(async () => {
 });
 
 async function mqttClient(port: number, clientId: string): Promise<MqttClient> {
-  const c = connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, clientId, reconnectPeriod: 0 });
-  clients.push(c);
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
+  return connectMqtt(port, { protocolVersion: 5, clientId }, clients);
 }
 
 test('a mapping added through node A\'s API is bridged by both nodes: B produces what is published on B, once, and A what is published on A', async () => {

@@ -13,7 +13,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parse } from 'yaml';
 import { Operator } from '../operator/src/operator.js';
-import { startBroker, ROOT, type RunningBroker } from './helpers/broker.js';
+import { startBroker, ROOT, type RunningBroker, httpBase } from './helpers/broker.js';
 import { startKube, type RunningKube } from './helpers/kube.js';
 
 let kube: RunningKube;
@@ -136,9 +136,7 @@ test('a config change rewrites the ConfigMap and rolls the pods (new hash on the
 test('an SmqBridge\'s mappings reach the running smq through its HTTP API, and leave when the SmqBridge is deleted', async () => {
   const token = Buffer.from(at(await get(`/api/v1/namespaces/${ns}/secrets/demo-api-token`), 'data.token') as string, 'base64').toString();
   broker = await startBroker({ config: { http: { enable: true, host: '127.0.0.1', port: 0, tokens: [token] } } });
-  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
-  const port = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http')?.port;
-  const api = `http://127.0.0.1:${port}`;
+  const api = await httpBase(broker);
   // No pods here: the annotation points the operator at the stand-in broker.
   await apply(cluster({ replicas: 5, config: { mqtt: { max_inflight: 128 } } }, { 'smq.sestack.io/api-url': api }), `${smq}/smqclusters/demo`);
   await apply({

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { Kafka, logLevel } from 'kafkajs';
 import type { IPublishPacket, MqttClient } from 'mqtt';
-import type { RunningBroker } from './broker.js';
 
 /** The API token the bridge tests configure (`http.tokens`). */
 export const TOKEN = 'bridge-token';
@@ -14,12 +13,7 @@ export const TOKEN = 'bridge-token';
 export const HTTP_CONFIG = { enable: true, host: '127.0.0.1', port: 0, tokens: [TOKEN] };
 
 /** `http://127.0.0.1:<port>` of a broker's HTTP service, from its 'broker ready' log line. */
-export async function httpBase(broker: RunningBroker): Promise<string> {
-  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
-  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
-  assert.ok(http, 'the ready line lists the http listener');
-  return `http://127.0.0.1:${http.port}`;
-}
+export { httpBase } from './broker.js';
 
 /**
  * Adds a mapping exactly as the seed's curl does: `curl -X POST .../api/v1/bridge/ -H 'accept: application/json'

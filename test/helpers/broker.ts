@@ -212,3 +212,11 @@ export async function startBroker(options: StartOptions = {}): Promise<RunningBr
     },
   };
 }
+
+/** `http://127.0.0.1:<port>` of a broker's HTTP service, from its 'broker ready' log line. */
+export async function httpBase(broker: RunningBroker): Promise<string> {
+  const ready = await broker.waitForLog((r) => r['msg'] === 'broker ready');
+  const http = (ready['listeners'] as { transport: string; port: number }[]).find((l) => l.transport === 'http');
+  if (http === undefined) throw new Error('the ready line lists no http listener (is http.enable on?)');
+  return `http://127.0.0.1:${http.port}`;
+}

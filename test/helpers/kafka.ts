@@ -13,6 +13,7 @@
  * way (a test runner's SIGKILL included), the pipe closes and the watchdog kills the JVM, so no broker outlives
  * its test file.
  */
+import { tailFile } from './process.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -122,24 +123,6 @@ function propertiesText(props: Record<string, string | number | boolean>): strin
   return Object.entries(props).map(([k, v]) => `${k}=${String(v)}`).join('\n') + '\n';
 }
 
-/** The last `lines` lines of a file, reading at most its last 256 KiB. */
-function tailFile(path: string, lines: number): string {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const size = statSync(path).size;
-    const len = Math.min(size, 256 * 1024);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    return buf.toString('utf8').split('\n').slice(-lines - 1).join('\n').trimEnd();
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Whether the file contains `needle` after byte `from`. */
 function fileHasAfter(path: string, from: number, needle: string): boolean {

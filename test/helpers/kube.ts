@@ -28,9 +28,10 @@
  * any way (a test runner's SIGKILL included), the pipe closes and the watchdog kills it, so no API server,
  * etcd or controller manager outlives its test file.
  */
+import { tailFile } from './process.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -157,24 +158,6 @@ export function kubeBinary(name: 'kube-apiserver' | 'kube-controller-manager' | 
   return path;
 }
 
-/** The last `lines` lines of a file, reading at most its last 256 KiB. */
-function tailFile(path: string, lines: number): string {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const size = statSync(path).size;
-    const len = Math.min(size, 256 * 1024);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    return buf.toString('utf8').split('\n').slice(-lines - 1).join('\n').trimEnd();
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function openssl(args: readonly string[], cwd: string): void {
   try {

@@ -1,5 +1,6 @@
-/** Running a command to completion in tests, with a bound on how long it may take. */
+/** Running a command to completion in tests, with a bound on how long it may take; the tail of a log file. */
 import { spawn } from 'node:child_process';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 
 /** How a finished command ended and what it printed. */
 export interface Finished {
@@ -41,4 +42,23 @@ export function runToEnd(
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** The last `lines` lines of a file, reading at most its last 256 KiB. */
+export function tailFile(path: string, lines: number): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const size = statSync(path).size;
+    const len = Math.min(size, 256 * 1024);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    return buf.toString('utf8').split('\n').slice(-lines - 1).join('\n').trimEnd();
+  } finally {
+    closeSync(fd);
+  }
 }
