@@ -94,6 +94,9 @@ export class Operator {
     this.clusterQueue.stop();
     this.bridgeQueue.stop();
     await this.election?.release();
+    // Reconciles still running finish their requests before the caller (a test) takes the API server away.
+    await Promise.all([this.clusterQueue.idle(), this.bridgeQueue.idle()].map((p) => Promise.race([p, new Promise((r) => setTimeout(r, 5000).unref())])));
+    await this.client.idle();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 

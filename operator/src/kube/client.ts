@@ -54,6 +54,9 @@ export const FIELD_MANAGER = 'smq-operator';
  */
 export class KubeClient {
   private readonly server: URL;
+  /** Requests sent and not yet answered; idle() waits for them. */
+  private inflight = 0;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(readonly config: KubeConfig) {
     const cluster = config.getCurrentCluster();
@@ -63,6 +66,27 @@ export class KubeClient {
 
   /** One request; resolves with the parsed body (null for an empty one), rejects with a KubeError for 4xx/5xx. */
   async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    this.inflight++;
+    try {
+      return await this.send<T>(method, path, body, contentType);
+    } finally {
+      if (--this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves once no request is in flight, or after `timeoutMs` (a stopping operator lets its requests end). */
+  idle(timeoutMs = 5000): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs).unref();
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private async send<T>(method: string, path: string, body: unknown, contentType: string): Promise<T> {
     const options: RequestOptions = {
       method,
       hostname: this.server.hostname,
