@@ -24,9 +24,9 @@ import { FlappingDetector } from './limits/flapping.js';
 import { Semaphore } from './limits/semaphore.js';
 import { Stats } from './stats.js';
 import { openStore } from './store/index.js';
-import { storedDelivery } from './session/delivery.js';
+import { AWAIT_ACK, Delivery, storedDelivery } from './session/delivery.js';
 import { restore, sessionRecord } from './store/recovery.js';
-import type { Store } from './store/types.js';
+import type { Store, StoredDelivery } from './store/types.js';
 import { SysPublisher } from './sys/sys.js';
 import { Barriers, type Barrier } from './store/barrier.js';
 import { Cluster } from './cluster/cluster.js';
@@ -95,6 +95,8 @@ export class Broker implements SessionContext {
   private certificates: CertificateStore | null = null;
   private readonly sys: SysPublisher;
   private draining = false;
+  /** Persistent sessions on their way to another node (snapshot taken, not yet finished or aborted). */
+  private readonly leaving = new Set<Session>();
   /** Set once every listener is bound. */
   private listening = false;
   /** The HTTP service (`http.enable`). */
@@ -247,22 +249,47 @@ export class Broker implements SessionContext {
     return bridge === null ? cluster : Promise.all([cluster, bridge]).then(() => undefined);
   }
 
-  /** ClusterHost: gives up a persistent session to another node (its client, if here, is disconnected). */
-  surrender(clientId: string, by: string): MovingSession | null {
+  /**
+   * ClusterHost: a persistent session is leaving for another node. Its client, if here, is disconnected (v5
+   * 0x8E); its timers stop (its will and expiry travel with it); it keeps queueing until finish() or abort().
+   */
+  snapshot(clientId: string, to: string): MovingSession | null {
     const session = this.sessions.get(clientId);
-    if (session === undefined || session.ended || session.expiryInterval === 0) return null;
+    if (session === undefined || session.ended || session.expiryInterval === 0 || this.leaving.has(session)) return null;
     const conn = session.outlet as Connection | null;
     if (conn !== null) {
-      conn.closeReason = `session taken over by node ${by}`;
+      conn.closeReason = `session taken over by node ${to}`;
       conn.close(RC.SESSION_TAKEN_OVER);
       this.release(conn, true);
+      session.disconnectedAt = this.now();
     }
-    const record = sessionRecord(session);
+    session.clearTimers();
+    this.leaving.add(session);
     const deliveries = [...session.inflight.values(), ...session.queue].map((d) => storedDelivery(clientId, d));
-    const incoming = [...session.incomingQos2];
-    session.pendingWill = null; // it travels in the record
+    return { session: sessionRecord(session), deliveries, incoming: [...session.incomingQos2], mark: session.seq };
+  }
+
+  /** ClusterHost: the session moved; what it queued after the snapshot goes along, and it ends here. */
+  finish(clientId: string, mark: number): StoredDelivery[] {
+    const session = this.sessions.get(clientId);
+    if (session === undefined || !this.leaving.delete(session)) return [];
+    const late = [...session.inflight.values(), ...session.queue].filter((d) => d.seq > mark)
+      .map((d): StoredDelivery => ({ ...storedDelivery(clientId, d), packetId: 0, state: AWAIT_ACK }));
+    session.pendingWill = null; // it travelled in the snapshot
     this.endSession(session);
-    return { session: record, deliveries, incoming };
+    return late;
+  }
+
+  /** ClusterHost: the session did not move; it carries on here as before the snapshot. */
+  abort(clientId: string): void {
+    const session = this.sessions.get(clientId);
+    if (session === undefined || !this.leaving.delete(session) || session.ended) return;
+    if (session.outlet !== null) return; // its client came back here meanwhile
+    this.persistSession(session);
+    this.scheduleExpiry(session);
+    if (session.pendingWill !== null && session.client !== null) {
+      this.armWill(session, session.client, Math.max(0, session.willAt - this.now()));
+    }
   }
 
   /** ClusterHost: a persistent session that came from another node. */
@@ -270,8 +297,34 @@ export class Broker implements SessionContext {
     restore(this, snapshotOf(moving));
     const session = this.sessions.get(moving.session.clientId);
     if (session === undefined) return;
+    if (moving.mark > session.seq) session.seq = moving.mark;
     session.stored = false; // not in this node's store yet: write it all
     this.persistSession(session);
+  }
+
+  /**
+   * ClusterHost: messages the old node queued after its snapshot. They go ahead of those that reached the
+   * session here since (renumbered after them, so the store keeps the order).
+   */
+  appendMoved(clientId: string, mark: number, deliveries: StoredDelivery[]): void {
+    const session = this.sessions.get(clientId);
+    if (session === undefined || session.ended || deliveries.length === 0) return;
+    const store = session.store;
+    const since = session.queue.filter((d) => d.seq <= mark); // takes out those that came here after the mark
+    for (const d of since) store?.deleteDelivery(clientId, d.seq);
+    const late = deliveries.map((s) => new Delivery(Message.restore(s.message), s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null));
+    for (const d of [...late, ...since]) {
+      d.seq = ++session.seq;
+      session.queue.push(d);
+      store?.putDelivery(storedDelivery(clientId, d));
+    }
+    session.drain();
+  }
+
+  /** ClusterHost: a session of this client id is held here. */
+  holds(clientId: string): boolean {
+    const session = this.sessions.get(clientId);
+    return session !== undefined && !session.ended;
   }
 
   /** ClusterHost: connected clients. */
@@ -536,12 +589,28 @@ export class Broker implements SessionContext {
   }
 
   /**
+   * A draining cluster node gives its persistent sessions to the other nodes, so messages for them keep being
+   * queued (and reach their clients, which reconnect elsewhere) while this node is away. Those that cannot
+   * move (no other node, or it did not answer) stay in the store and come back with this node.
+   */
+  private async handOverSessions(deadline: number): Promise<void> {
+    const cluster = this.cluster;
+    if (cluster === null || !cluster.joined) return;
+    const ids: string[] = [];
+    for (const s of this.sessions.values()) if (!s.ended && s.expiryInterval > 0) ids.push(s.clientId);
+    if (ids.length === 0) return;
+    const moved = await cluster.sessions.pushAll(ids, deadline);
+    this.log.info({ sessions: ids.length, moved }, 'drain: persistent sessions handed over to other nodes');
+  }
+
+  /**
    * Drains: stop accepting, tell each client the server is shutting down (v5 DISCONNECT 0x8B), wait for the
    * sockets to close (up to `deadlineMs`), stop hooks.
    */
   async close(deadlineMs = 10000): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    const started = Date.now();
     this.sys.stop();
     this.certificates?.close();
     // server.close() resolves only once every socket is gone, so it is awaited after the clients are told.
@@ -562,6 +631,7 @@ export class Broker implements SessionContext {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
     await listenersClosed;
+    await this.handOverSessions(started + deadlineMs);
     // Every stored session gets its disconnect time, so expiry after a restart counts from the shutdown.
     for (const s of this.sessions.values()) {
       if (s.stored && s.outlet === null) this.persistSession(s);

@@ -95,7 +95,7 @@ export class Cluster implements Hook {
     });
     const lease = (): Lease | null => this.membership.current;
     this.clients = new ClientRegistry(ctx, lease, (id, by) => host.kickClient(id, by));
-    this.sessions = new SessionMover(ctx, lease, host, (node) => this.membership.members.has(node));
+    this.sessions = new SessionMover(ctx, lease, host, () => this.membership.members, () => this.routes.written());
     this.queries = new Queries(ctx, lease);
     this.bridge = new MappingSync(ctx, host.bridgeMappings);
     this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000);

@@ -9,7 +9,8 @@
  *   takeover/<node>/<client id>       lease   asks <node> to disconnect a client that connected elsewhere
  *   sessions/<client id>                      the node holding the client's persistent session
  *   handoff/<node>/<client id>        lease   asks <node> for a persistent session (value: the asking node)
- *   sessions-moving/<client id>       lease   a persistent session on its way to the node that asked for it
+ *   moves/<node>/<client id>          lease   a persistent session (or the rest of it) on its way to <node>
+ *   moved/<node>/<client id>          lease   the new holder's acknowledgement to <node>, the old one
  *   query/<node>/<id>                 lease   a question for <node> (management API: its clients, a kick, ...)
  *   answer/<asker>/<id>               lease   <node>'s answer, read and deleted by the asker
  *   bridge/<id>                               a Kafka bridge mapping (MQTT topic filter -> Kafka topic)
@@ -61,9 +62,14 @@ export class Keys {
     return `${this.root}bridge/${id}`;
   }
 
-  /** A session in transit. */
-  moving(clientId: string): string {
-    return `${this.root}sessions-moving/${clientId}`;
+  /** Sessions on their way to `node`; the client id is the rest of the key. */
+  moves(node: string, clientId = ''): string {
+    return `${this.root}moves/${node}/${clientId}`;
+  }
+
+  /** Acknowledgements to `node` of sessions it sent; the client id is the rest of the key. */
+  moved(node: string, clientId = ''): string {
+    return `${this.root}moved/${node}/${clientId}`;
   }
 
   client(clientId: string): string {

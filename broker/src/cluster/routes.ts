@@ -32,6 +32,8 @@ export class Routes implements RouteListener {
   private scheduled = false;
   private lease: Lease | null = null;
   private watch: PrefixWatch | null = null;
+  /** Callers of written() waiting for the pending changes to reach etcd. */
+  private waiting: (() => void)[] = [];
 
   constructor(
     private readonly ctx: EtcdContext,
@@ -50,6 +52,12 @@ export class Routes implements RouteListener {
     this.lease = lease;
     for (const route of this.local) this.pending.set(route, true);
     this.schedule();
+  }
+
+  /** Resolves once every route change made so far is in etcd (a session that moved here is reachable). */
+  written(): Promise<void> {
+    if (this.pending.size === 0 && this.inFlight === 0 && !this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   /** The other nodes' routes matching a topic name. */
@@ -99,6 +107,12 @@ export class Routes implements RouteListener {
   private writeSome(): void {
     const lease = this.lease;
     if (lease === null) return; // written once a lease is granted (useLease)
+    if (this.pending.size === 0 && this.inFlight === 0) {
+      const waiting = this.waiting;
+      this.waiting = [];
+      for (const resolve of waiting) resolve();
+      return;
+    }
     while (this.pending.size > 0 && this.inFlight < PIPELINE) {
       const batch: [string, boolean][] = [];
       for (const entry of this.pending) {

@@ -1,98 +1,253 @@
 import type { Lease } from 'etcd3';
-import { Decoder, Encoder } from '../store/codec.js';
-import type { Snapshot, StoredDelivery, StoredSession } from '../store/types.js';
+import type { Snapshot, StoredDelivery } from '../store/types.js';
+import { type MoveFrame, type MovingSession, SessionCodec } from './session-codec.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
 
-/** How long a connecting client waits for its session from another node before it starts a new one. */
-const HANDOFF_TIMEOUT_MS = 5000;
+export type { MovingSession } from './session-codec.js';
 
-/** A persistent session as it moves: its record, deliveries (in flight and queued) and incoming QoS 2 ids. */
-export interface MovingSession {
-  readonly session: StoredSession;
-  readonly deliveries: StoredDelivery[];
-  readonly incoming: number[];
-}
+/** How long each step of a move (the new node's acknowledgement, the delta, an answer) may take. */
+const STEP_TIMEOUT_MS = 5000;
+/** Sessions pushed away at once while a node drains. */
+const PUSH_CONCURRENCY = 16;
 
 /** What moving sessions needs from the broker. */
 export interface SessionHost {
-  /** Takes a persistent session out of this node (its client disconnected with 0x8E), or null if none. */
-  surrender(clientId: string, by: string): MovingSession | null;
+  /**
+   * A persistent session is leaving: its client, if connected here, is disconnected (v5 0x8E) and its timers
+   * stop, but it stays here and keeps queueing until finish() or abort(). Null if there is none to move.
+   */
+  snapshot(clientId: string, to: string): MovingSession | null;
+  /** The new node holds the session: returns what was queued here after the snapshot, and ends it here. */
+  finish(clientId: string, mark: number): StoredDelivery[];
+  /** The move failed: the session stays here as it was before the snapshot. */
+  abort(clientId: string): void;
   /** Installs a session that came from another node. */
   adopt(moving: MovingSession): void;
+  /** Deliveries queued on the old node after its snapshot go in ahead of those that arrived here since. */
+  appendMoved(clientId: string, mark: number, deliveries: StoredDelivery[]): void;
+  /** True when a session of this client id is held here. */
+  holds(clientId: string): boolean;
 }
 
+type Outcome = 'adopted' | 'none' | 'redirect' | 'late';
+
 /**
- * Persistent sessions move to the node their client connects to. `sessions/<id>` names the node that holds a
- * persistent session; a node where the client connects without one asks that node through
- * `handoff/<holder>/<id>`, and the holder disconnects the client (0x8E), writes the session (subscriptions,
- * queued and in-flight messages, incoming QoS 2 ids, a waiting will) to `sessions-moving/<id>` and forgets it.
- * The new node installs it and answers CONNACK with session present.
+ * Persistent sessions move to the node their client connects to, and away from a node that drains, without a
+ * gap in which a message for them has nowhere to go. `sessions/<id>` names the node holding a session.
+ *
+ * 1. The old node snapshots the session (subscriptions, queued and in-flight messages, incoming QoS 2 ids, a
+ *    waiting will) into `moves/<new>/<id>` and keeps the session, which keeps queueing.
+ * 2. The new node installs it, records itself in `sessions/<id>`, waits until its routes for the session's
+ *    filters are in etcd, and acknowledges in `moved/<old>/<id>`.
+ * 3. The old node sends what was queued since the snapshot (the delta) and ends its copy. Every other node
+ *    sees the new node's routes before the old node's go (one watch, in revision order), so each message
+ *    reaches one copy or the other; one published in between may reach both (delivered twice, never lost).
+ *
+ * A node where a client connects without its session asks the holder through `handoff/<holder>/<id>` (a pull);
+ * a draining node pushes each persistent session it holds to a live node.
  */
 export class SessionMover {
-  private readonly encoder = new Encoder();
-  private readonly decoder = new Decoder();
-  private watch: PrefixWatch | null = null;
+  private readonly codec = new SessionCodec();
+  private readonly watches: PrefixWatch[] = [];
+  /** Moves in progress by client id (out of here or into here); a new move of the same id waits for them. */
+  private readonly busy = new Map<string, Promise<unknown>>();
+  /** Outgoing moves awaiting the new node's acknowledgement. */
+  private readonly acks = new Map<string, () => void>();
+  /** Incoming moves between the snapshot and the delta, and pulls awaiting an answer. */
+  private readonly arrivals = new Map<string, (outcome: Outcome) => void>();
 
   constructor(
     private readonly ctx: EtcdContext,
     private readonly lease: () => Lease | null,
     private readonly host: SessionHost,
-    private readonly alive: (node: string) => boolean,
+    /** The live members' ids. */
+    private readonly members: () => ReadonlyMap<string, unknown>,
+    /** Resolves once this node's route changes so far are written to etcd. */
+    private readonly routesWritten: () => Promise<void>,
   ) {}
 
   async start(): Promise<void> {
-    const prefix = this.ctx.keys.handoff(this.ctx.self);
-    this.watch = await watchPrefix(this.ctx.client, prefix, this.ctx.log, {
-      put: (key, value) => void this.give(key.slice(prefix.length), value.toString(), key),
-      delete: () => undefined,
-    });
+    const { keys, self } = this.ctx;
+    const on = (prefix: string, put: (id: string, value: Buffer, key: string) => void): Promise<PrefixWatch> =>
+      watchPrefix(this.ctx.client, prefix, this.ctx.log, {
+        put: (key, value) => put(key.slice(prefix.length), value, key),
+        delete: () => undefined,
+      });
+    this.watches.push(await on(keys.moved(self), (id, _v, key) => {
+      void this.remove(key);
+      this.acks.get(id)?.();
+    }));
+    this.watches.push(await on(keys.moves(self), (id, value, key) => void this.arrive(id, value, key)));
+    this.watches.push(await on(keys.handoff(self), (id, value, key) => void this.give(id, value.toString(), key)));
   }
 
-  /** Another node asked for a session held here. */
-  private async give(clientId: string, to: string, requestKey: string): Promise<void> {
-    const lease = this.lease();
-    try {
-      const moving = this.host.surrender(clientId, to);
-      const value = moving === null ? Buffer.alloc(0) : this.encode(moving);
-      if (lease !== null) await lease.put(this.ctx.keys.moving(clientId)).value(value).exec();
-      else await this.ctx.client.put(this.ctx.keys.moving(clientId)).value(value).exec();
-      if (moving !== null) this.ctx.log.info({ clientId, to, deliveries: moving.deliveries.length }, 'cluster: persistent session moved to another node');
-    } catch (err) {
-      this.ctx.log.warn({ clientId, to, err: (err as Error).message }, 'cluster: handing a session over failed');
-    } finally {
-      await this.ctx.client.delete().key(requestKey).exec().catch(() => undefined);
+  /**
+   * Brings the persistent session of `clientId` here from the node holding it, if another live node does.
+   * Resolves once it is installed, or when there is none (or it did not come in time: the client starts anew).
+   */
+  async fetch(clientId: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await this.settled(clientId);
+      if (this.host.holds(clientId)) return; // it was pushed here meanwhile
+      const holder = await this.ctx.client.get(this.ctx.keys.session(clientId)).string();
+      if (holder === null || holder === this.ctx.self || !this.members().has(holder)) return;
+      const outcome = await this.track(clientId, this.ask(holder, clientId));
+      if (outcome === 'late') this.ctx.log.warn({ clientId, holder }, 'cluster: the session did not arrive in time: starting a new one');
+      if (outcome !== 'redirect') return;
     }
   }
 
   /**
-   * Fetches the persistent session of `clientId` from the node holding it, if another live node does. Resolves
-   * once it is installed here, or when there is none (or it did not come in time: the client starts anew).
+   * Pushes each persistent session in `clientIds` to a live node (a draining node calls this once its clients
+   * are gone). Resolves with the number moved; sessions that could not move stay here, in the store.
    */
-  async fetch(clientId: string): Promise<void> {
-    const holder = await this.ctx.client.get(this.ctx.keys.session(clientId)).string();
-    if (holder === null || holder === this.ctx.self || !this.alive(holder)) return;
-    const movingKey = this.ctx.keys.moving(clientId);
-    await this.ctx.client.delete().key(movingKey).exec();
-    const w = await this.ctx.client.watch().key(movingKey).create();
+  async pushAll(clientIds: string[], deadline: number): Promise<number> {
+    let moved = 0;
+    const queue = [...clientIds];
+    const worker = async (): Promise<void> => {
+      for (let id = queue.shift(); id !== undefined && Date.now() < deadline; id = queue.shift()) {
+        await this.settled(id);
+        const targets = [...this.members().keys()].filter((n) => n !== this.ctx.self).sort();
+        if (targets.length === 0) return;
+        const to = targets[hash(id) % targets.length] as string;
+        const moving = this.host.snapshot(id, to);
+        if (moving !== null && await this.track(id, this.send(id, moving, to))) moved++;
+      }
+    };
+    await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, worker));
+    return moved;
+  }
+
+  /** A pull: asks `holder` for the session and waits for the outcome. */
+  private async ask(holder: string, clientId: string): Promise<Outcome> {
+    const outcome = this.expect(clientId, STEP_TIMEOUT_MS);
+    const key = this.ctx.keys.handoff(holder, clientId);
+    const lease = this.lease();
+    await (lease !== null ? lease.put(key) : this.ctx.client.put(key)).value(this.ctx.self).exec();
+    return outcome;
+  }
+
+  /** Another node asked for a session held here. */
+  private async give(clientId: string, to: string, requestKey: string): Promise<void> {
     try {
-      const arrived = new Promise<Buffer>((resolve) => w.on('put', (kv) => resolve(kv.value)));
-      const lease = this.lease();
-      const askKey = this.ctx.keys.handoff(holder, clientId);
-      await (lease !== null ? lease.put(askKey) : this.ctx.client.put(askKey)).value(this.ctx.self).exec();
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<null>((r) => { timer = setTimeout(() => r(null), HANDOFF_TIMEOUT_MS); });
-      const value = await Promise.race([arrived, late]);
-      clearTimeout(timer);
-      if (value === null) {
-        this.ctx.log.warn({ clientId, holder }, 'cluster: the session did not arrive in time: starting a new one');
+      await this.settled(clientId);
+      const moving = this.host.snapshot(clientId, to);
+      if (moving !== null) {
+        await this.track(clientId, this.send(clientId, moving, to));
         return;
       }
-      if (value.length > 0) this.host.adopt(this.decode(clientId, value));
+      const holder = await this.ctx.client.get(this.ctx.keys.session(clientId)).string();
+      const kind = holder !== null && holder !== this.ctx.self && this.members().has(holder) ? 'redirect' : 'none';
+      await this.put(this.ctx.keys.moves(to, clientId), this.codec.encode(clientId, { kind, from: this.ctx.self }));
+    } catch (err) {
+      this.ctx.log.warn({ clientId, to, err: (err as Error).message }, 'cluster: answering a session request failed');
     } finally {
-      await w.cancel().catch(() => undefined);
-      await this.ctx.client.delete().key(movingKey).exec().catch(() => undefined);
+      await this.remove(requestKey);
     }
+  }
+
+  /** Steps 1 and 3 on the old node. True when the session moved; on failure it stays here. */
+  private async send(clientId: string, moving: MovingSession, to: string): Promise<boolean> {
+    let resolveAck!: () => void;
+    const acked = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), STEP_TIMEOUT_MS);
+      resolveAck = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+    this.acks.set(clientId, resolveAck);
+    const key = this.ctx.keys.moves(to, clientId);
+    try {
+      await this.put(key, this.codec.encode(clientId, { kind: 'snapshot', from: this.ctx.self, moving }));
+      if (!await acked) throw new Error(`node ${to} did not acknowledge`);
+    } catch (err) {
+      this.host.abort(clientId);
+      this.claim(clientId);
+      this.ctx.log.warn({ clientId, to, err: (err as Error).message }, 'cluster: moving a session failed: it stays here');
+      return false;
+    } finally {
+      this.acks.delete(clientId);
+    }
+    const deliveries = this.host.finish(clientId, moving.mark);
+    try {
+      await this.put(key, this.codec.encode(clientId, { kind: 'delta', from: this.ctx.self, mark: moving.mark, deliveries }));
+    } catch (err) {
+      this.ctx.log.error({ clientId, to, lost: deliveries.length, err: (err as Error).message }, 'cluster: sending the last messages of a moved session failed');
+    }
+    this.ctx.log.info({ clientId, to, deliveries: moving.deliveries.length + deliveries.length }, 'cluster: persistent session moved to another node');
+    return true;
+  }
+
+  /** Step 2 on the new node, and the answers to a pull. */
+  private async arrive(clientId: string, value: Buffer, key: string): Promise<void> {
+    let frame: MoveFrame;
+    try {
+      frame = this.codec.decode(clientId, value);
+    } catch (err) {
+      this.ctx.log.error({ clientId, err: (err as Error).message }, 'cluster: damaged session move dropped');
+      await this.remove(key);
+      return;
+    }
+    await this.remove(key);
+    if (frame.kind === 'none' || frame.kind === 'redirect') {
+      this.arrivals.get(clientId)?.(frame.kind);
+      return;
+    }
+    if (frame.kind === 'delta') {
+      this.host.appendMoved(clientId, frame.mark, frame.deliveries);
+      this.arrivals.get(clientId)?.('adopted');
+      return;
+    }
+    // A snapshot: the delta follows our acknowledgement. A push has nobody waiting; the wait marks the id busy.
+    if (!this.arrivals.has(clientId)) void this.track(clientId, this.expect(clientId, 2 * STEP_TIMEOUT_MS));
+    try {
+      this.host.adopt(frame.moving);
+      await this.ctx.client.put(this.ctx.keys.session(clientId)).value(this.ctx.self).exec();
+      await this.routesWritten();
+      const lease = this.lease();
+      const ack = this.ctx.keys.moved(frame.from, clientId);
+      await (lease !== null ? lease.put(ack) : this.ctx.client.put(ack)).value(this.ctx.self).exec();
+    } catch (err) {
+      this.ctx.log.warn({ clientId, from: frame.from, err: (err as Error).message }, 'cluster: taking a session over failed');
+    }
+  }
+
+  /** Resolves with the next outcome for `clientId`, or 'late' after `ms`. */
+  private expect(clientId: string, ms: number): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      const timer = setTimeout(() => done('late'), ms);
+      const done = (outcome: Outcome): void => {
+        clearTimeout(timer);
+        if (this.arrivals.get(clientId) === done) this.arrivals.delete(clientId);
+        resolve(outcome);
+      };
+      this.arrivals.set(clientId, done);
+    });
+  }
+
+  /** Marks `clientId` busy until `work` ends. */
+  private track<T>(clientId: string, work: Promise<T>): Promise<T> {
+    const settled = work.finally(() => {
+      if (this.busy.get(clientId) === settled) this.busy.delete(clientId);
+    });
+    this.busy.set(clientId, settled);
+    return work;
+  }
+
+  /** Waits for moves of `clientId` in progress. */
+  private async settled(clientId: string): Promise<void> {
+    for (let b = this.busy.get(clientId); b !== undefined; b = this.busy.get(clientId)) await b.catch(() => undefined);
+  }
+
+  private async put(key: string, value: Buffer): Promise<void> {
+    const lease = this.lease();
+    await (lease !== null ? lease.put(key) : this.ctx.client.put(key)).value(value).exec();
+  }
+
+  private async remove(key: string): Promise<void> {
+    await this.ctx.client.delete().key(key).exec().catch(() => undefined);
   }
 
   /** A persistent session is held here now. */
@@ -107,55 +262,18 @@ export class SessionMover {
     this.ctx.client.if(key, 'Value', '==', this.ctx.self).then(this.ctx.client.delete().key(key)).commit().catch(() => undefined);
   }
 
-  /**
-   * The session, each delivery and each incoming id in the store's encoding (CRC-checked), each part as
-   * [u32 length][f64 number][bytes]: the number (a delivery's seq, an incoming packet id) is part of what the
-   * store's CRC covers but not of the bytes, so it travels in front.
-   */
-  private encode(m: MovingSession): Buffer {
-    const key = `m/${m.session.clientId}`;
-    const out: Buffer[] = [];
-    const part = (n: number, bytes: Buffer): void => {
-      const head = Buffer.alloc(12);
-      head.writeUInt32BE(bytes.length, 0);
-      head.writeDoubleBE(n, 4);
-      out.push(head, Buffer.from(bytes));
-    };
-    part(m.deliveries.length, this.encoder.session(key, true, m.session));
-    for (const d of m.deliveries) part(d.seq, this.encoder.delivery(key, true, d));
-    for (const id of m.incoming) part(id, this.encoder.incoming(key, true, m.session.clientId, id));
-    return Buffer.concat(out);
-  }
-
-  private decode(clientId: string, value: Buffer): MovingSession {
-    const key = `m/${clientId}`;
-    let pos = 0;
-    const next = (): { n: number; bytes: Buffer } => {
-      const len = value.readUInt32BE(pos);
-      const n = value.readDoubleBE(pos + 4);
-      const bytes = value.subarray(pos + 12, pos + 12 + len);
-      pos += 12 + len;
-      return { n, bytes };
-    };
-    const head = next();
-    const session = this.decoder.session(key, undefined, head.bytes);
-    const deliveries: StoredDelivery[] = [];
-    for (let i = 0; i < head.n; i++) {
-      const { n, bytes } = next();
-      deliveries.push(this.decoder.delivery(key, undefined, n, bytes));
-    }
-    const incoming: number[] = [];
-    while (pos < value.length) {
-      const { n, bytes } = next();
-      this.decoder.incoming(key, undefined, n, bytes);
-      incoming.push(n);
-    }
-    return { session, deliveries, incoming };
-  }
-
+  /** Waits for the moves in progress (each ends within its timeouts), then stops watching. */
   async stop(): Promise<void> {
-    await this.watch?.cancel();
+    await Promise.all([...this.busy.values()].map((b) => b.catch(() => undefined)));
+    await Promise.all(this.watches.map((w) => w.cancel()));
   }
+}
+
+/** FNV-1a: spreads the sessions of a draining node over the others. */
+export function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /** For tests and callers that build a snapshot of one moving session. */

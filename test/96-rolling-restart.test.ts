@@ -1,19 +1,10 @@
 /**
- * REPRODUCTION OF AN OPEN BUG, not yet in the suite (npm test runs *.test.js only; this is *.repro.js). Run:
- *   npm run build && node --test dist/test/reliability/rolling-restart.repro.js
- * It fails today: about 7 % of the acknowledged messages (those published while the persistent subscriber
- * moves off a draining node) never arrive. A node that drains keeps its persistent sessions in its own store;
- * the subscriber reconnects to another node, whose session fetch returns at once because the holder is no
- * longer a member (cluster/sessions.ts fetch: `!this.alive(holder)`), so it starts a new session, and the
- * messages queued in the old one are stranded. A drain should hand its persistent sessions (and their routes)
- * over before it leaves. Issue 9's "a config change rolls the pods ... with no acknowledged message lost"
- * waits on this; once fixed, rename this file to test/96-rolling-restart.test.ts.
- *
  * Rolling restart: what a StatefulSet rolling update does to an SmqCluster, with broker processes standing
  * in for the pods (no kubelet here): three nodes on a real etcd are stopped one at a time with SIGTERM (the
  * drain the pods' preStop leads into) and started again as themselves, while a persistent publisher streams
  * QoS 1 messages to a persistent subscriber. Both follow the drain's DISCONNECT to another node; every message
- * the publisher got a PUBACK for reaches the subscriber.
+ * the publisher got a PUBACK for reaches the subscriber. A draining node hands its persistent sessions to the
+ * others (cluster/sessions.ts), so nothing queued for them is stranded on a node that is away.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -21,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { connect, type MqttClient } from 'mqtt';
-import { freePort, startBroker, type RunningBroker } from '../helpers/broker.js';
-import { startEtcd, type RunningEtcd } from '../helpers/etcd.js';
+import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 
 let etcd: RunningEtcd;
 const nodes = new Map<string, RunningBroker>();
@@ -127,4 +118,39 @@ test('a rolling restart of every node, drained one at a time, loses no acknowled
   const missing = [...acked].filter((m) => !got.has(m));
   assert.deepEqual(missing, [], `${missing.length} of ${acked.size} acknowledged messages did not arrive: ${missing.join(' ')}`);
   assert.ok(acked.size > 100, `a real stream ran through the roll (${acked.size} acknowledged)`);
+});
+
+test('a node drained for good hands its offline persistent sessions over: what was published meanwhile reaches the client on another node', { timeout: 60_000 }, async () => {
+  // An offline persistent session on pod-0, with one message already queued.
+  const sub = connect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, {
+    protocolVersion: 5, clientId: 'away-sub', clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0,
+  });
+  clients.push(sub);
+  await new Promise<void>((resolve) => sub.once('connect', () => resolve()));
+  await sub.subscribeAsync('away/#', { qos: 1 });
+  await sub.endAsync();
+  const pub = connect(`mqtt://127.0.0.1:${ports.get('pod-1')}`, { protocolVersion: 5, clientId: 'away-pub', reconnectPeriod: 0 });
+  clients.push(pub);
+  await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
+  await pub.publishAsync('away/t', 'before', { qos: 1 });
+
+  // pod-0 drains and stays away; the publisher goes on.
+  assert.equal(await (nodes.get('pod-0') as RunningBroker).stop('SIGTERM'), 0);
+  nodes.delete('pod-0');
+  for (let i = 0; i < 20; i++) await pub.publishAsync('away/t', `after${i}`, { qos: 1 });
+
+  // The client comes back to pod-2: its session, with everything queued, is there.
+  const back = connect(`mqtt://127.0.0.1:${ports.get('pod-2')}`, {
+    protocolVersion: 5, clientId: 'away-sub', clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0,
+  });
+  clients.push(back);
+  const got: string[] = [];
+  const all = new Promise<void>((resolve) => back.on('message', (_t, payload) => {
+    got.push(payload.toString());
+    if (got.length === 21) resolve();
+  }));
+  const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => back.once('connect', (p) => resolve(p)));
+  assert.equal(connack.sessionPresent, true, 'the session moved with the drain');
+  await all;
+  assert.deepEqual(got, ['before', ...Array.from({ length: 20 }, (_, i) => `after${i}`)]);
 });

@@ -1,0 +1,103 @@
+import { Decoder, Encoder } from '../store/codec.js';
+import type { StoredDelivery, StoredSession } from '../store/types.js';
+
+/** A persistent session as it moves: its record, deliveries (in flight and queued) and incoming QoS 2 ids. */
+export interface MovingSession {
+  readonly session: StoredSession;
+  readonly deliveries: StoredDelivery[];
+  readonly incoming: number[];
+  /** The old node's last delivery sequence number at the snapshot: what it queues later travels in the delta. */
+  readonly mark: number;
+}
+
+/** What one `moves/<node>/<client id>` value carries. */
+export type MoveFrame =
+  | { kind: 'snapshot'; from: string; moving: MovingSession }
+  | { kind: 'delta'; from: string; mark: number; deliveries: StoredDelivery[] }
+  | { kind: 'none'; from: string }
+  | { kind: 'redirect'; from: string };
+
+const KINDS = { snapshot: 0x53, delta: 0x44, none: 0x4e, redirect: 0x52 } as const;
+
+/**
+ * Move frames: [kind byte][u16 length][sender node id], then for a snapshot or delta parts in the store's
+ * encoding (CRC-checked), each as [u32 length][f64 number][bytes]. The number (a delivery's seq, an incoming
+ * packet id, a count) is part of what the store's CRC covers but not of the bytes, so it travels in front. A
+ * snapshot is the session (number: its delivery count), its deliveries, then its incoming ids; a delta is an
+ * empty head (number: the mark) and deliveries.
+ */
+export class SessionCodec {
+  private readonly encoder = new Encoder();
+  private readonly decoder = new Decoder();
+
+  encode(clientId: string, f: MoveFrame): Buffer {
+    const from = Buffer.from(f.from);
+    const head = Buffer.alloc(3);
+    head[0] = KINDS[f.kind];
+    head.writeUInt16BE(from.length, 1);
+    const out: Buffer[] = [head, from];
+    const part = (n: number, bytes: Buffer): void => {
+      const h = Buffer.alloc(12);
+      h.writeUInt32BE(bytes.length, 0);
+      h.writeDoubleBE(n, 4);
+      out.push(h, Buffer.from(bytes));
+    };
+    const key = `m/${clientId}`;
+    if (f.kind === 'snapshot') {
+      const m = f.moving;
+      part(m.deliveries.length, this.encoder.session(key, true, m.session));
+      part(m.mark, Buffer.alloc(0));
+      for (const d of m.deliveries) part(d.seq, this.encoder.delivery(key, true, d));
+      for (const id of m.incoming) part(id, this.encoder.incoming(key, true, clientId, id));
+    } else if (f.kind === 'delta') {
+      part(f.mark, Buffer.alloc(0));
+      for (const d of f.deliveries) part(d.seq, this.encoder.delivery(key, true, d));
+    }
+    return Buffer.concat(out);
+  }
+
+  /** Throws on a damaged frame (a CRC mismatch, a short part). */
+  decode(clientId: string, value: Buffer): MoveFrame {
+    const kind = value[0];
+    const fromLen = value.readUInt16BE(1);
+    const from = value.toString('utf8', 3, 3 + fromLen);
+    let pos = 3 + fromLen;
+    const next = (): { n: number; bytes: Buffer } => {
+      if (pos + 12 > value.length) throw new Error(`damaged session move frame for ${clientId}`);
+      const len = value.readUInt32BE(pos);
+      const n = value.readDoubleBE(pos + 4);
+      const bytes = value.subarray(pos + 12, pos + 12 + len);
+      if (bytes.length !== len) throw new Error(`damaged session move frame for ${clientId}`);
+      pos += 12 + len;
+      return { n, bytes };
+    };
+    const key = `m/${clientId}`;
+    if (kind === KINDS.none) return { kind: 'none', from };
+    if (kind === KINDS.redirect) return { kind: 'redirect', from };
+    if (kind === KINDS.delta) {
+      const mark = next().n;
+      const deliveries: StoredDelivery[] = [];
+      while (pos < value.length) {
+        const { n, bytes } = next();
+        deliveries.push(this.decoder.delivery(key, undefined, n, bytes));
+      }
+      return { kind: 'delta', from, mark, deliveries };
+    }
+    if (kind !== KINDS.snapshot) throw new Error(`unknown session move frame 0x${(kind ?? 0).toString(16)} for ${clientId}`);
+    const head = next();
+    const session = this.decoder.session(key, undefined, head.bytes);
+    const mark = next().n;
+    const deliveries: StoredDelivery[] = [];
+    for (let i = 0; i < head.n; i++) {
+      const { n, bytes } = next();
+      deliveries.push(this.decoder.delivery(key, undefined, n, bytes));
+    }
+    const incoming: number[] = [];
+    while (pos < value.length) {
+      const { n, bytes } = next();
+      this.decoder.incoming(key, undefined, n, bytes);
+      incoming.push(n);
+    }
+    return { kind: 'snapshot', from, moving: { session, deliveries, incoming, mark } };
+  }
+}
