@@ -154,3 +154,42 @@ test('a node drained for good hands its offline persistent sessions over: what w
   await all;
   assert.deepEqual(got, ['before', ...Array.from({ length: 20 }, (_, i) => `after${i}`)]);
 });
+
+test('two nodes drained at once (a scale-down) hand their persistent sessions to the node that stays, not to each other', { timeout: 60_000 }, async () => {
+  await startNode('pod-0'); // back from the previous test
+  const persistent = { protocolVersion: 5 as const, clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0 };
+  const ids = ['down-a', 'down-b', 'down-c', 'down-d'];
+  for (const [i, clientId] of ids.entries()) {
+    const c = connect(`mqtt://127.0.0.1:${ports.get(i % 2 === 0 ? 'pod-1' : 'pod-2')}`, { ...persistent, clientId });
+    clients.push(c);
+    await new Promise<void>((resolve) => c.once('connect', () => resolve()));
+    await c.subscribeAsync('down/#', { qos: 1 });
+    await c.endAsync();
+  }
+  const pub = connect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { protocolVersion: 5, clientId: 'down-pub', reconnectPeriod: 0 });
+  clients.push(pub);
+  await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
+  await pub.publishAsync('down/t', 'before', { qos: 1 });
+
+  const leaving = ['pod-1', 'pod-2'].map((id) => nodes.get(id) as RunningBroker);
+  assert.deepEqual(await Promise.all(leaving.map((n) => n.stop('SIGTERM'))), [0, 0]);
+  nodes.delete('pod-1');
+  nodes.delete('pod-2');
+  for (let i = 0; i < 10; i++) await pub.publishAsync('down/t', `after${i}`, { qos: 1 });
+
+  const expected = ['before', ...Array.from({ length: 10 }, (_, i) => `after${i}`)];
+  for (const clientId of ids) {
+    const back = connect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { ...persistent, clientId });
+    clients.push(back);
+    const got: string[] = [];
+    const all = new Promise<void>((resolve) => back.on('message', (_t, payload) => {
+      got.push(payload.toString());
+      if (got.length === expected.length) resolve();
+    }));
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => back.once('connect', (p) => resolve(p)));
+    assert.equal(connack.sessionPresent, true, `${clientId}'s session is on the node that stayed`);
+    await all;
+    assert.deepEqual(got, expected, clientId);
+    await back.endAsync();
+  }
+});

@@ -596,11 +596,15 @@ export class Broker implements SessionContext {
   private async handOverSessions(deadline: number): Promise<void> {
     const cluster = this.cluster;
     if (cluster === null || !cluster.joined) return;
-    const ids: string[] = [];
-    for (const s of this.sessions.values()) if (!s.ended && s.expiryInterval > 0) ids.push(s.clientId);
-    if (ids.length === 0) return;
-    const moved = await cluster.sessions.pushAll(ids, deadline);
-    this.log.info({ sessions: ids.length, moved }, 'drain: persistent sessions handed over to other nodes');
+    await cluster.membership.drain().catch(() => undefined); // no session is pushed to a node that leaves too
+    const held = (): string[] => {
+      const ids: string[] = [];
+      for (const s of this.sessions.values()) if (!s.ended && s.expiryInterval > 0) ids.push(s.clientId);
+      return ids;
+    };
+    const count = held().length;
+    const moved = await cluster.sessions.pushAll(held, deadline); // from now on, it takes no sessions
+    if (count > 0) this.log.info({ sessions: count, moved }, 'drain: persistent sessions handed over to other nodes');
   }
 
   /**

@@ -14,6 +14,8 @@ export interface MemberInfo {
   readonly started: number;
   /** Connected clients at the last refresh. */
   clients: number;
+  /** Set while the node drains: it takes no sessions from others. */
+  draining?: boolean;
 }
 
 /**
@@ -104,6 +106,12 @@ export class Membership {
   private gone(key: string): void {
     const id = key.slice(this.keys.members.length);
     if (this.members.delete(id) && id !== this.self.id) this.log.info({ member: id }, 'cluster member left');
+  }
+
+  /** Tells the others this node is draining (and waits until etcd has it). */
+  async drain(): Promise<void> {
+    this.self.draining = true;
+    await this.publishSelf();
   }
 
   /** Leaves the cluster at once (the lease is revoked, so every lease-bound key of this node goes). */

@@ -3,6 +3,7 @@ import type { Snapshot, StoredDelivery } from '../store/types.js';
 import { type MoveFrame, type MovingSession, SessionCodec } from './session-codec.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
+import type { MemberInfo } from './members.js';
 
 export type { MovingSession } from './session-codec.js';
 
@@ -10,6 +11,8 @@ export type { MovingSession } from './session-codec.js';
 const STEP_TIMEOUT_MS = 5000;
 /** Sessions pushed away at once while a node drains. */
 const PUSH_CONCURRENCY = 16;
+/** The value of a `moved/` key by which a draining node declines a session. */
+const REFUSED = 'refused';
 
 /** What moving sessions needs from the broker. */
 export interface SessionHost {
@@ -53,7 +56,9 @@ export class SessionMover {
   /** Moves in progress by client id (out of here or into here); a new move of the same id waits for them. */
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Outgoing moves awaiting the new node's acknowledgement. */
-  private readonly acks = new Map<string, () => void>();
+  private readonly acks = new Map<string, (accepted: boolean) => void>();
+  /** Set once this node drains: it takes no more sessions. */
+  private leaving = false;
   /** Incoming moves between the snapshot and the delta, and pulls awaiting an answer. */
   private readonly arrivals = new Map<string, (outcome: Outcome) => void>();
 
@@ -61,8 +66,8 @@ export class SessionMover {
     private readonly ctx: EtcdContext,
     private readonly lease: () => Lease | null,
     private readonly host: SessionHost,
-    /** The live members' ids. */
-    private readonly members: () => ReadonlyMap<string, unknown>,
+    /** The live members. */
+    private readonly members: () => ReadonlyMap<string, MemberInfo>,
     /** Resolves once this node's route changes so far are written to etcd. */
     private readonly routesWritten: () => Promise<void>,
   ) {}
@@ -74,9 +79,9 @@ export class SessionMover {
         put: (key, value) => put(key.slice(prefix.length), value, key),
         delete: () => undefined,
       });
-    this.watches.push(await on(keys.moved(self), (id, _v, key) => {
+    this.watches.push(await on(keys.moved(self), (id, value, key) => {
       void this.remove(key);
-      this.acks.get(id)?.();
+      this.acks.get(id)?.(value.toString() !== REFUSED);
     }));
     this.watches.push(await on(keys.moves(self), (id, value, key) => void this.arrive(id, value, key)));
     this.watches.push(await on(keys.handoff(self), (id, value, key) => void this.give(id, value.toString(), key)));
@@ -99,24 +104,44 @@ export class SessionMover {
   }
 
   /**
-   * Pushes each persistent session in `clientIds` to a live node (a draining node calls this once its clients
-   * are gone). Resolves with the number moved; sessions that could not move stay here, in the store.
+   * Pushes the persistent sessions held here to live nodes that are not draining themselves (a draining node
+   * calls this once its clients are gone; `held` lists them, again after each round, since a node draining at
+   * the same time may have pushed some here). Resolves with the number moved; a session that cannot move stays
+   * here, in the store.
    */
-  async pushAll(clientIds: string[], deadline: number): Promise<number> {
+  async pushAll(held: () => string[], deadline: number): Promise<number> {
+    this.leaving = true;
     let moved = 0;
-    const queue = [...clientIds];
-    const worker = async (): Promise<void> => {
-      for (let id = queue.shift(); id !== undefined && Date.now() < deadline; id = queue.shift()) {
-        await this.settled(id);
-        const targets = [...this.members().keys()].filter((n) => n !== this.ctx.self).sort();
-        if (targets.length === 0) return;
-        const to = targets[hash(id) % targets.length] as string;
-        const moving = this.host.snapshot(id, to);
-        if (moving !== null && await this.track(id, this.send(id, moving, to))) moved++;
-      }
-    };
-    await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, worker));
+    const tried = new Set<string>();
+    for (let round = 0; round < 3 && Date.now() < deadline; round++) {
+      const queue = held().filter((id) => !tried.has(id));
+      if (queue.length === 0) break;
+      const worker = async (): Promise<void> => {
+        for (let id = queue.shift(); id !== undefined && Date.now() < deadline; id = queue.shift()) {
+          tried.add(id);
+          if (await this.push(id)) moved++;
+        }
+      };
+      await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, worker));
+    }
     return moved;
+  }
+
+  /** Pushes one session to a live node, chosen by its client id; another one if that node refuses. */
+  private async push(clientId: string): Promise<boolean> {
+    const refused = new Set<string>();
+    for (;;) {
+      await this.settled(clientId);
+      const targets = [...this.members()]
+        .filter(([n, info]) => n !== this.ctx.self && info.draining !== true && !refused.has(n)).map(([n]) => n).sort();
+      if (targets.length === 0) return false;
+      const to = targets[hash(clientId) % targets.length] as string;
+      const moving = this.host.snapshot(clientId, to);
+      if (moving === null) return false;
+      const result = await this.track(clientId, this.send(clientId, moving, to));
+      if (result !== 'refused') return result === 'moved';
+      refused.add(to);
+    }
   }
 
   /** A pull: asks `holder` for the session and waits for the outcome. */
@@ -147,26 +172,31 @@ export class SessionMover {
     }
   }
 
-  /** Steps 1 and 3 on the old node. True when the session moved; on failure it stays here. */
-  private async send(clientId: string, moving: MovingSession, to: string): Promise<boolean> {
-    let resolveAck!: () => void;
-    const acked = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), STEP_TIMEOUT_MS);
-      resolveAck = () => {
+  /** Steps 1 and 3 on the old node. Unless the session moved, it stays here. */
+  private async send(clientId: string, moving: MovingSession, to: string): Promise<'moved' | 'refused' | 'failed'> {
+    let resolveAck!: (accepted: boolean) => void;
+    const acked = new Promise<'accepted' | 'refused' | 'late'>((resolve) => {
+      const timer = setTimeout(() => resolve('late'), STEP_TIMEOUT_MS);
+      resolveAck = (accepted) => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(accepted ? 'accepted' : 'refused');
       };
     });
     this.acks.set(clientId, resolveAck);
     const key = this.ctx.keys.moves(to, clientId);
     try {
       await this.put(key, this.codec.encode(clientId, { kind: 'snapshot', from: this.ctx.self, moving }));
-      if (!await acked) throw new Error(`node ${to} did not acknowledge`);
+      const answer = await acked;
+      if (answer === 'refused') {
+        this.host.abort(clientId);
+        return 'refused';
+      }
+      if (answer === 'late') throw new Error(`node ${to} did not acknowledge`);
     } catch (err) {
       this.host.abort(clientId);
       this.claim(clientId);
       this.ctx.log.warn({ clientId, to, err: (err as Error).message }, 'cluster: moving a session failed: it stays here');
-      return false;
+      return 'failed';
     } finally {
       this.acks.delete(clientId);
     }
@@ -177,7 +207,7 @@ export class SessionMover {
       this.ctx.log.error({ clientId, to, lost: deliveries.length, err: (err as Error).message }, 'cluster: sending the last messages of a moved session failed');
     }
     this.ctx.log.info({ clientId, to, deliveries: moving.deliveries.length + deliveries.length }, 'cluster: persistent session moved to another node');
-    return true;
+    return 'moved';
   }
 
   /** Step 2 on the new node, and the answers to a pull. */
@@ -198,6 +228,11 @@ export class SessionMover {
     if (frame.kind === 'delta') {
       this.host.appendMoved(clientId, frame.mark, frame.deliveries);
       this.arrivals.get(clientId)?.('adopted');
+      return;
+    }
+    if (this.leaving) {
+      // Draining too: the sender keeps the session and tries another node.
+      await this.put(this.ctx.keys.moved(frame.from, clientId), Buffer.from(REFUSED)).catch(() => undefined);
       return;
     }
     // A snapshot: the delta follows our acknowledgement. A push has nobody waiting; the wait marks the id busy.
