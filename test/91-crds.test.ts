@@ -50,7 +50,7 @@ test('an SmqCluster with only etcd endpoints is taken, with every default filled
   assert.equal(res.status, 201, res.body);
   const spec = (res.json() as { spec: Record<string, unknown> }).spec;
   assert.equal(spec['replicas'], 3);
-  assert.deepEqual(spec['service'], { type: 'ClusterIP', ports: { mqtt: 1883, mqtts: 8883, ws: 8083 } });
+  assert.deepEqual(spec['service'], { type: 'ClusterIP', ports: { mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 } });
   assert.deepEqual(spec['storage'], { size: '1Gi' });
   assert.deepEqual(spec['podDisruptionBudget'], { enabled: true, maxUnavailable: 1 });
   assert.equal(spec['terminationGracePeriodSeconds'], 60);

@@ -102,7 +102,7 @@ function smqClusterSchema(): Schema {
     service: obj({
       type: str({ enum: ['ClusterIP', 'NodePort', 'LoadBalancer'], default: 'ClusterIP' }),
       annotations: stringMap,
-      ports: obj({ mqtt: port(1883), mqtts: port(8883), ws: port(8083) }, { default: {} }),
+      ports: obj({ mqtt: port(1883), mqtts: port(8883), ws: port(8083), wss: port(8084) }, { default: {} }),
     }, { default: {} }),
     resources: free,
     storage: obj({

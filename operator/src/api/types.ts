@@ -79,7 +79,7 @@ export interface SmqClusterSpec {
   readonly service: {
     readonly type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
     readonly annotations?: Readonly<Record<string, string>>;
-    readonly ports: { readonly mqtt: number; readonly mqtts: number; readonly ws: number };
+    readonly ports: { readonly mqtt: number; readonly mqtts: number; readonly ws: number; readonly wss: number };
   };
   readonly resources?: Readonly<Record<string, unknown>>;
   readonly storage: { readonly size: string; readonly storageClassName?: string };

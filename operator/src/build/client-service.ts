@@ -17,8 +17,7 @@ export function clientService(cluster: SmqCluster): V1Service {
   const ports = [port('mqtt', service.ports.mqtt)];
   if (tls) ports.push(port('mqtts', service.ports.mqtts));
   ports.push(port('ws', service.ports.ws));
-  // The CRD has no field for the wss Service port yet; the container's port is used.
-  if (tls) ports.push(port('wss', PORTS.wss));
+  if (tls) ports.push(port('wss', service.ports.wss));
   return {
     apiVersion: 'v1',
     kind: 'Service',

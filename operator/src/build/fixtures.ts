@@ -18,7 +18,7 @@ export function minimalCluster(): SmqCluster {
       image: 'smq:0.1.0',
       imagePullPolicy: 'IfNotPresent',
       etcd: { endpoints: ['etcd-0.etcd:2379', 'etcd-1.etcd:2379'] },
-      service: { type: 'ClusterIP', ports: { mqtt: 1883, mqtts: 8883, ws: 8083 } },
+      service: { type: 'ClusterIP', ports: { mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 } },
       storage: { size: '1Gi' },
       podDisruptionBudget: { enabled: true, maxUnavailable: 1 },
       metrics: { serviceMonitor: false, interval: '30s' },
@@ -46,7 +46,7 @@ export function fullCluster(overrides: Partial<SmqClusterSpec> = {}): SmqCluster
       service: {
         type: 'LoadBalancer',
         annotations: { 'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb', 'example.com/b': 'x' },
-        ports: { mqtt: 11883, mqtts: 18883, ws: 18083 },
+        ports: { mqtt: 11883, mqtts: 18883, ws: 18083, wss: 18084 },
       },
       resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '1Gi' } },
       storage: { size: '20Gi', storageClassName: 'fast-ssd' },

@@ -9,7 +9,7 @@ export const PORTS = {
   mqtt: 1883,
   mqtts: 8883,
   ws: 8083,
-  /** Secure WebSocket, opened with TLS (the broker's default port; `spec.service.ports` has no field for it). */
+  /** Secure WebSocket, opened with TLS. */
   wss: 8084,
   /** HTTP API, /healthz, /readyz, /metrics. */
   http: 8888,

@@ -52,6 +52,6 @@ test('client Service, full: LoadBalancer with sorted annotations; spec ports ont
     { name: 'mqtt', port: 11883, targetPort: 'mqtt', protocol: 'TCP' },
     { name: 'mqtts', port: 18883, targetPort: 'mqtts', protocol: 'TCP' },
     { name: 'ws', port: 18083, targetPort: 'ws', protocol: 'TCP' },
-    { name: 'wss', port: 8084, targetPort: 'wss', protocol: 'TCP' },
+    { name: 'wss', port: 18084, targetPort: 'wss', protocol: 'TCP' },
   ]);
 });
