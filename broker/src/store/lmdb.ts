@@ -79,7 +79,17 @@ export class LmdbStore implements Store {
   private flushFor: Promise<unknown> | null = null;
   private flushed: Promise<void> = RESOLVED;
   private readonly hashes = new Map<string, string>();
+  /** The `commitError` promises already handled (lmdb-js shares one between the writes of a failed commit). */
+  private readonly causes = new WeakSet<Promise<unknown>>();
   private readonly onCommitError = (err: unknown): void => {
+    // lmdb-js rejects each write of a failed commit with a generic error whose `commitError` is one more
+    // promise, rejected with the cause (EIO, ENOSPC: a full disk). Unhandled, that rejection ended the process
+    // (test 98-faults-disk): handled here, once per failed commit, so a full disk costs acknowledgements only.
+    const cause = (err as { commitError?: unknown } | null)?.commitError;
+    if (cause instanceof Promise && !this.causes.has(cause)) {
+      this.causes.add(cause);
+      cause.then(undefined, (e: unknown) => this.log.error({ err: e, dir: this.dir }, 'store commit failed: the cause'));
+    }
     this.log.error({ err, dir: this.dir }, 'store commit failed');
   };
 
@@ -98,6 +108,7 @@ export class LmdbStore implements Store {
   async open(): Promise<Snapshot> {
     if (this.db !== null) throw new StoreError(this.dir, 'the store is already open');
     prepareDirectory(this.dir);
+    guardOrphanCommitFailures();
     const state = checkDataFile(this.dir, this.recover);
     if (state.recovering !== null) this.log.error({ dir: this.dir, file: state.file }, `store recovery: ${state.recovering}`);
     const options: LmdbOptions = {
@@ -345,6 +356,28 @@ export class LmdbStore implements Store {
     }
     return h;
   }
+}
+
+let guarded = false;
+
+/**
+ * lmdb-js (3.5) starts each event-turn batch with a write of its own whose promise nobody holds; when the
+ * commit fails (a full disk: EIO/ENOSPC from the write thread) that promise rejects unhandled, and Node ended
+ * the whole broker for it (test 98-faults-disk). The failure itself reaches the store through the promises of
+ * its own writes (logged, acknowledgements refused), so that one rejection is let go here, with the cause it
+ * carries. Any other unhandled rejection is thrown on, which ends the process as Node would have.
+ */
+function guardOrphanCommitFailures(): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason: unknown) => {
+    const cause = (reason as { commitError?: unknown } | null)?.commitError;
+    if (reason instanceof Error && reason.message.startsWith('Commit failed') && cause instanceof Promise) {
+      cause.then(undefined, noop);
+      return;
+    }
+    throw reason;
+  });
 }
 
 /** Flushes the operating system's buffers of the data file to disk (what noSync commits skip). */
