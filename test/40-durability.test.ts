@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { connect, type MqttClient } from 'mqtt';
 import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { report } from './helpers/reliability.js';
 
 const ROUNDS = 8;
 
@@ -148,6 +149,13 @@ test('SIGKILL at random moments loses no acknowledged QoS 1/2 message', { timeou
     30000, () => `offline missing q1 ${missing(offline.list('crash/q1'), q1).slice(0, 10)} q2 ${missing(offline.list('crash/q2'), q2).slice(0, 10)}`);
   const off2 = offline.list('crash/q2');
   assert.deepEqual(off2.filter((n, i) => off2.indexOf(n) !== i), [], 'no QoS 2 message delivered twice to the returning subscriber');
+  const got1 = online.list('crash/q1');
+  report('durability: SIGKILL at random moments', {
+    load: 'QoS 1 and QoS 2 streams to online (v4, v5) and offline persistent subscribers', faults: `${ROUNDS} SIGKILLs, restart on the same store`,
+    acked: 2 * (q1.length + q2.length), received: 2 * (q1.length + q2.length) - missing(online.list('crash/q1'), q1).length - missing(got2, q2).length
+      - missing(offline.list('crash/q1'), q1).length - missing(off2, q2).length,
+    dup: got1.length - new Set(got1).size,
+  });
 
   // Retained messages survived too.
   const late = connect(`mqtt://127.0.0.1:${port}`, { clientId: 'durable-late', clean: true, reconnectPeriod: 0 });

@@ -14,6 +14,7 @@ import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { makeCertificates } from './helpers/certs.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
+import { report } from './helpers/reliability.js';
 
 const T = { timeout: 60_000 };
 let etcd: RunningEtcd;
@@ -273,7 +274,12 @@ test('SIGKILL of the subscriber node mid-stream: every acknowledged QoS 1 messag
   nodes.push(n4);
   const back = await open(n4, 4, { clientId: id, clean: false });
   await back.until((got) => new Set(got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload)).size >= count, 30_000, `${count} messages`);
-  const got = new Set(back.got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload));
+  const all = back.got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload);
+  const got = new Set(all);
+  report('cluster: SIGKILL of the subscriber node', {
+    load: `${count} QoS 1 pipelined, node 1 -> persistent session on node 4`, faults: 'SIGKILL of node 4 after 500 PUBACKs, restart',
+    acked: acked.length, received: acked.filter((p) => got.has(p)).length, dup: all.length - got.size,
+  });
   assert.deepEqual(acked.filter((p) => !got.has(p)), [], 'no acknowledged message lost');
 });
 
@@ -372,5 +378,10 @@ test('etcd stopped and restarted mid-stream: nodes keep serving, and every ackno
   }
   await Promise.all(sent);
   await sub.until((got) => new Set(got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload)).size >= count, 30_000, `${count} messages`);
+  const all = sub.got.filter((r) => r.topic === `${t}/m`).map((r) => r.payload);
+  report('cluster: etcd stopped and restarted', {
+    load: `${count} QoS 1, node 1 -> node 2`, faults: 'etcd stopped after 100 messages, restarted 2 s later',
+    acked: count, received: new Set(all).size, dup: all.length - new Set(all).size,
+  });
   for (const n of nodes.slice(0, 3)) assert.equal(n.proc.exitCode, null, 'no node crashed');
 });

@@ -12,6 +12,7 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startKafka, type RunningKafka } from './helpers/kafka.js';
 import { RawClient } from './helpers/raw.js';
+import { report } from './helpers/reliability.js';
 import {
   addMapping, bridgeHealth, HTTP_CONFIG, httpBase, inbox, mappingLabels, metricsText, pollUntil, readRecords, sample,
 } from './helpers/bridge.js';
@@ -167,6 +168,10 @@ test('Kafka killed mid-stream: the publisher is held while it is away, and every
   const duplicates = records.length - total;
   // Reported, not asserted: how many were written twice depends on where the kill fell.
   t.diagnostic(`${ackedWhileDown} acknowledged before the kill; ${duplicates} duplicate records in Kafka`);
+  report('bridge: Kafka killed mid-stream', {
+    load: `${total} QoS 1 into Kafka, ${window} in flight`, faults: 'Kafka SIGKILLed after 100 PUBACKs, restarted',
+    acked: acked.length, received: acked.length - missing.length, dup: duplicates,
+  });
 });
 
 test('a full bridge.buffer: v5 publishers get PUBACK 0x97 and v3.1.1 ones are disconnected, counted, while unbridged traffic flows', async () => {
