@@ -149,7 +149,8 @@ export class Session {
         this.ctx.dropped(this.clientId, message, 'slow_consumer');
         return;
       }
-      o.sendPublish(message, 0, 0, retain, subIds, false);
+      // Too large for this client [MQTT-3.1.2-25]: discarded, and counted like the QoS 1/2 case.
+      if (!o.sendPublish(message, 0, 0, retain, subIds, false)) this.ctx.dropped(this.clientId, message, 'too_large');
       return;
     }
     const d = new Delivery(message, qos, retain, subIds, group);
@@ -233,7 +234,9 @@ export class Session {
         this.ctx.dropped(this.clientId, d.message, 'expired');
         this.store?.deleteDelivery(this.clientId, d.seq);
       } else if (!o.sendPublish(d.message, d.qos, d.packetId, d.retain, d.subIds, true)) {
+        // The new connection takes smaller packets than the last one did [MQTT-3.1.2-25]: gone, so counted.
         this.inflight.delete(d.packetId);
+        this.ctx.dropped(this.clientId, d.message, 'too_large');
         this.store?.deleteDelivery(this.clientId, d.seq);
       }
     }
