@@ -44,6 +44,11 @@ export class WebSocketListener implements Listener {
     });
     this.wss.on('connection', (ws, req: IncomingMessage) => {
       const stream = createWebSocketStream(ws);
+      // When the WebSocket closes (the client went, or broke the framing), ws only ends the stream's readable
+      // side; its 'close', which the connection waits for, would come only after our side ended too, and a
+      // connection with nothing to send never ends it (with keep-alive 0, never). A TCP socket closes itself
+      // then; so does this, once what was read before has been consumed.
+      stream.on('end', () => stream.destroy());
       const forwarded = req.headers['x-forwarded-for'];
       const remote = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined;
       const transport = this.transport;
