@@ -255,6 +255,12 @@ export class PacketReader {
       this.fail(new Error('Packet too short')); // not expected for a whole frame
       return;
     }
+    // mqtt-packet reads a PUBACK, PUBREC, PUBREL or PUBCOMP too short to hold its packet identifier as id -1
+    // instead of refusing it; answering that id sent the client a truncated PUBREL or PUBCOMP [MQTT-2.3.1-1].
+    if ((packet as { messageId?: number }).messageId === -1) {
+      this.fail(new Error('Packet too short'));
+      return;
+    }
     // mqtt-packet learns the level from the CONNECT; keep ours in step for the fast path.
     if (packet.cmd === 'connect') {
       this.version = (packet as IConnectPacket).protocolVersion ?? 4;
