@@ -81,6 +81,8 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
   agentInfo: AgentInfo | null = null;
   /** Set when an admission limit refused this connection; its CONNECT is answered with this reason. */
   refusal: { rc: number; limit: string } | null = null;
+  /** Set once a CONNECT has reached its handler (which may still be authenticating it). */
+  private connectSeen = false;
   /** Per-client publish rate limit, or null when off. */
   private readonly publishBucket: TokenBucket | null;
   /** Encoded packets waiting for a store commit or the Kafka bridge, in order; null when none wait. */
@@ -267,7 +269,9 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
       return;
     }
     // mqtt-packet rejects unknown protocol levels before we see the CONNECT; 3.1.1 answers 0x01 [MQTT-3.1.2-2].
-    if (!this.connected && err.message === 'Invalid protocol version') {
+    // Only a first CONNECT: after one (say a v5 CONNECT still authenticating) a second is a protocol error,
+    // and the 3.1.1 CONNACK at the first one's level 5 made mqtt-packet throw out of the socket's data event.
+    if (!this.connectSeen && err.message === 'Invalid protocol version') {
       this.write({ cmd: 'connack', returnCode: 1, sessionPresent: false });
       this.closeReason = 'unsupported protocol version';
       this.close(undefined);
@@ -573,6 +577,7 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
 
   /** The CONNECT packet's will, kept until the connection ends. */
   setConnect(packet: IConnectPacket): void {
+    this.connectSeen = true;
     this.protocolVersion = packet.protocolVersion ?? 4;
     this.username = packet.username;
     this.will = packet.will ?? null;
