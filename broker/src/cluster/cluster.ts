@@ -11,6 +11,7 @@ import { ClientRegistry } from './clients.js';
 import { InboxCollector } from './collector.js';
 import { type SessionHost, SessionMover } from './sessions.js';
 import { connectEtcd } from './etcd.js';
+import { Fences } from './fences.js';
 import { Inbox } from './inbox.js';
 import { Keys } from './keys.js';
 import { type MemberInfo, Membership } from './members.js';
@@ -65,6 +66,7 @@ export class Cluster implements Hook {
   readonly clients: ClientRegistry;
   readonly collector: InboxCollector;
   readonly sessions: SessionMover;
+  readonly fences: Fences;
   /** Questions between nodes, for the management API's cluster-wide answers. */
   readonly queries: Queries;
   /** Bridge mappings in etcd, the same on every node. */
@@ -95,7 +97,17 @@ export class Cluster implements Hook {
     });
     const lease = (): Lease | null => this.membership.current;
     this.clients = new ClientRegistry(ctx, lease, (id, by) => host.kickClient(id, by));
-    this.sessions = new SessionMover(ctx, lease, host, () => this.membership.members, () => this.routes.written());
+    this.fences = new Fences(ctx, lease, {
+      members: () => this.membership.members.keys(),
+      seen: (node, routes, ms) => this.routes.seen(node, routes, ms),
+      outboxWritten: () => this.outbox.settled(),
+      inboxDelivered: (id) => this.inbox.mark(id),
+    });
+    this.sessions = new SessionMover(ctx, lease, host, () => this.membership.members, {
+      written: () => this.routes.written(),
+      seen: (node, routes, ms) => this.routes.seen(node, routes, ms),
+      fence: (node, routes) => this.fences.fence(node, routes),
+    });
     this.queries = new Queries(ctx, lease);
     this.bridge = new MappingSync(ctx, host.bridgeMappings);
     this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000);
@@ -117,6 +129,7 @@ export class Cluster implements Hook {
       () => this.inbox.start(),
       () => this.membership.start(),
       () => this.clients.start(),
+      () => this.fences.start(),
       () => this.sessions.start(),
       () => this.queries.start(),
     ];
@@ -237,9 +250,11 @@ export class Cluster implements Hook {
       const written = Promise.all([this.outbox.flush(), this.retained.flush()]).catch(() => undefined);
       await Promise.race([written, new Promise((r) => setTimeout(r, 2000).unref())]);
     }
+    // Session moves in progress end first: they use the inbox, routes and fences.
+    await this.sessions.stop().catch(() => undefined);
     this.outbox.stop();
     this.collector.stop();
-    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.sessions.stop(), this.queries.stop(), this.bridge.stop()]).catch(() => undefined);
+    await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.fences.stop(), this.queries.stop(), this.bridge.stop()]).catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     this.client.close();
   }

@@ -4,6 +4,8 @@ import { MAX_TXN_OPS } from './etcd.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
 
+/** How long mark() waits for its marker to come back through the watch. */
+const MARK_TIMEOUT_MS = 5000;
 /** Consumed batches are deleted this long after the first of them, many per transaction. */
 const DELETE_DELAY_MS = 5;
 
@@ -17,6 +19,8 @@ export class Inbox {
   private consumed: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private watch: PrefixWatch | null = null;
+  /** Markers awaited by id (see mark()). */
+  private readonly markers = new Map<string, () => void>();
   /** Batches and messages received, for metrics. */
   batches = 0;
   messages = 0;
@@ -34,7 +38,32 @@ export class Inbox {
     });
   }
 
+  /**
+   * Resolves once every batch written to this inbox before now has been delivered: a marker key goes into the
+   * inbox, and the watch delivers keys in the order etcd wrote them.
+   */
+  async mark(id: string): Promise<void> {
+    const key = this.ctx.keys.inboxMarker(this.ctx.self, id);
+    let timer: NodeJS.Timeout | undefined;
+    const seen = new Promise<void>((resolve, reject) => {
+      this.markers.set(key, resolve);
+      timer = setTimeout(() => reject(new Error('the inbox marker did not come back in time')), MARK_TIMEOUT_MS);
+    });
+    try {
+      await this.ctx.client.put(key).value('').exec();
+      await seen;
+    } finally {
+      clearTimeout(timer);
+      this.markers.delete(key);
+    }
+  }
+
   private consume(key: string, value: Buffer): void {
+    if (key.startsWith(this.ctx.keys.inboxMarker(this.ctx.self))) {
+      this.markers.get(key)?.();
+      void this.ctx.client.delete().key(key).exec().catch(() => undefined);
+      return;
+    }
     let entries: BatchEntry[];
     try {
       entries = this.decoder.batch(key, value);

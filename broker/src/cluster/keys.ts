@@ -11,6 +11,8 @@
  *   handoff/<node>/<client id>        lease   asks <node> for a persistent session (value: the asking node)
  *   moves/<node>/<client id>          lease   a persistent session (or the rest of it) on its way to <node>
  *   moved/<node>/<client id>          lease   the new holder's acknowledgement to <node>, the old one
+ *   fence/<node>/<id>                 lease   <node> asks every other node to flush what it routed before a move
+ *   fenced/<node>/<id>/<other>        lease   <other> has flushed it
  *   query/<node>/<id>                 lease   a question for <node> (management API: its clients, a kick, ...)
  *   answer/<asker>/<id>               lease   <node>'s answer, read and deleted by the asker
  *   bridge/<id>                               a Kafka bridge mapping (MQTT topic filter -> Kafka topic)
@@ -45,6 +47,21 @@ export class Keys {
   /** Session requests for `node`; the client id is the rest of the key. */
   handoff(node: string, clientId = ''): string {
     return `${this.root}handoff/${node}/${clientId}`;
+  }
+
+  /** Fence requests; `<node>/<id>` is the rest of the key. */
+  fence(node = '', id = ''): string {
+    return node === '' ? `${this.root}fence/` : `${this.root}fence/${node}/${id}`;
+  }
+
+  /** Answers to `node`'s fences; `<id>/<other node>` is the rest of the key. */
+  fenced(node: string, id = '', other = ''): string {
+    return id === '' ? `${this.root}fenced/${node}/` : `${this.root}fenced/${node}/${id}/${other}`;
+  }
+
+  /** A marker a node puts in its own inbox: once its watch delivers it, every earlier batch was delivered. */
+  inboxMarker(target: string, id = ''): string {
+    return `${this.inboxes}${target}/~marker/${id}`;
   }
 
   /** Questions for `node`; the query id is the rest of the key. */

@@ -141,6 +141,11 @@ export class Outbox implements Barrier {
   /** Resolves once everything queued so far is in etcd. */
   flush(): Promise<void> {
     this.durable = false;
+    return this.settled();
+  }
+
+  /** Like flush(), without touching the barrier's state: for a fence, which acknowledges no publish. */
+  settled(): Promise<void> {
     const waits: Promise<void>[] = [];
     for (const [target, t] of this.targets) {
       for (const b of t.full) waits.push(b.written);

@@ -34,6 +34,8 @@ export class Routes implements RouteListener {
   private watch: PrefixWatch | null = null;
   /** Callers of written() waiting for the pending changes to reach etcd. */
   private waiting: (() => void)[] = [];
+  /** Callers of seen() waiting for other nodes' routes to arrive through the watch. */
+  private watching: { node: string; routes: string[]; resolve: () => void }[] = [];
 
   constructor(
     private readonly ctx: EtcdContext,
@@ -60,6 +62,27 @@ export class Routes implements RouteListener {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
+  /**
+   * Resolves once this node's view has each of `routes` of `node` (the routes of a session that moved there),
+   * or after `ms`: until then a message published here could still go only to the session's old place.
+   */
+  seen(node: string, routes: string[], ms: number): Promise<boolean> {
+    if (routes.every((r) => this.hasRemote(node, r))) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const entry = { node, routes, resolve: () => { clearTimeout(timer); resolve(true); } };
+      const timer = setTimeout(() => {
+        this.watching = this.watching.filter((w) => w !== entry);
+        resolve(false);
+      }, ms);
+      this.watching.push(entry);
+    });
+  }
+
+  private hasRemote(node: string, route: string): boolean {
+    const { group, filter } = splitRoute(route);
+    return this.remote.get(filter, group === null ? node : `${node}\u0000${group}`) !== undefined;
+  }
+
   /** The other nodes' routes matching a topic name. */
   match(topic: string): readonly RemoteRoute[] {
     return this.remote.match(topic);
@@ -81,17 +104,16 @@ export class Routes implements RouteListener {
     const parsed = this.ctx.keys.parseRoute(key);
     if (parsed === null || parsed.node === this.ctx.self) return;
     const { node, route } = parsed;
-    let group: string | null = null;
-    let filter = route;
-    if (route.startsWith('$share/')) {
-      const slash = route.indexOf('/', 7);
-      if (slash < 0) return;
-      group = route.slice(7, slash);
-      filter = route.slice(slash + 1);
-    }
+    const { group, filter } = splitRoute(route);
     const id = group === null ? node : `${node}\u0000${group}`;
     if (present) this.remote.set(filter, id, { node, group, filter });
     else this.remote.delete(filter, id);
+    if (present && this.watching.length > 0) {
+      const done = this.watching.filter((w) => w.node === node && w.routes.every((r) => this.hasRemote(node, r)));
+      if (done.length === 0) return;
+      this.watching = this.watching.filter((w) => !done.includes(w));
+      for (const w of done) w.resolve();
+    }
   }
 
   /** Writes pending changes on the next turn, so a burst of subscriptions shares transactions. */
@@ -149,4 +171,12 @@ export class Routes implements RouteListener {
   async stop(): Promise<void> {
     await this.watch?.cancel();
   }
+}
+
+/** A route's shared group (null for ordinary subscriptions) and filter: `$share/<group>/<filter>` or `<filter>`. */
+export function splitRoute(route: string): { group: string | null; filter: string } {
+  if (!route.startsWith('$share/')) return { group: null, filter: route };
+  const slash = route.indexOf('/', 7);
+  if (slash < 0) return { group: null, filter: route };
+  return { group: route.slice(7, slash), filter: route.slice(slash + 1) };
 }

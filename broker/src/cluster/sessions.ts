@@ -1,4 +1,5 @@
 import type { Lease } from 'etcd3';
+import { parseShared } from '../protocol/validate.js';
 import type { Snapshot, StoredDelivery } from '../store/types.js';
 import { type MoveFrame, type MovingSession, SessionCodec } from './session-codec.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
@@ -33,6 +34,16 @@ export interface SessionHost {
   holds(clientId: string): boolean;
 }
 
+/** What a move needs from routing. */
+export interface MoveRouting {
+  /** Resolves once this node's route changes so far are written to etcd. */
+  written(): Promise<void>;
+  /** Resolves once this node sees `routes` of `node` (or after `ms`, with false). */
+  seen(node: string, routes: string[], ms: number): Promise<boolean>;
+  /** Resolves once nothing routed by a view without `routes` of `node` can still reach this node (fences.ts). */
+  fence(node: string, routes: string[]): Promise<void>;
+}
+
 type Outcome = 'adopted' | 'none' | 'redirect' | 'late';
 
 /**
@@ -43,9 +54,10 @@ type Outcome = 'adopted' | 'none' | 'redirect' | 'late';
  *    waiting will) into `moves/<new>/<id>` and keeps the session, which keeps queueing.
  * 2. The new node installs it, records itself in `sessions/<id>`, waits until its routes for the session's
  *    filters are in etcd, and acknowledges in `moved/<old>/<id>`.
- * 3. The old node sends what was queued since the snapshot (the delta) and ends its copy. Every other node
- *    sees the new node's routes before the old node's go (one watch, in revision order), so each message
- *    reaches one copy or the other; one published in between may reach both (delivered twice, never lost).
+ * 3. Once it sees the new node's routes itself, and every other node has written out what it routed by an
+ *    older view and that has reached the old copy (a fence, fences.ts), the old node sends what was queued
+ *    since the snapshot (the delta) and ends its copy. Each message reaches one copy or the other; one
+ *    published in between may reach both (delivered twice, as QoS 1 allows; never lost).
  *
  * A node where a client connects without its session asks the holder through `handoff/<holder>/<id>` (a pull);
  * a draining node pushes each persistent session it holds to a live node.
@@ -68,8 +80,7 @@ export class SessionMover {
     private readonly host: SessionHost,
     /** The live members. */
     private readonly members: () => ReadonlyMap<string, MemberInfo>,
-    /** Resolves once this node's route changes so far are written to etcd. */
-    private readonly routesWritten: () => Promise<void>,
+    private readonly routing: MoveRouting,
   ) {}
 
   async start(): Promise<void> {
@@ -184,8 +195,15 @@ export class SessionMover {
     });
     this.acks.set(clientId, resolveAck);
     const key = this.ctx.keys.moves(to, clientId);
+    const routes = routesOf(moving);
+    let fenced: Promise<void> | null = null;
     try {
       await this.put(key, this.codec.encode(clientId, { kind: 'snapshot', from: this.ctx.self, moving }));
+      // The fence runs beside the acknowledgement (the other nodes wait for the new routes themselves): the
+      // shorter the time both copies queue, the fewer messages arrive twice.
+      fenced = this.routing.fence(to, routes).catch((err: unknown) => {
+        this.ctx.log.warn({ clientId, to, err: (err as Error).message }, 'cluster: fencing a session move failed');
+      });
       const answer = await acked;
       if (answer === 'refused') {
         this.host.abort(clientId);
@@ -200,6 +218,12 @@ export class SessionMover {
     } finally {
       this.acks.delete(clientId);
     }
+    // Until this node sees the new routes, a message published here would find only the old copy; until the
+    // other nodes have written out what they routed by an older view, one could still arrive here.
+    if (!await this.routing.seen(to, routes, STEP_TIMEOUT_MS)) {
+      this.ctx.log.warn({ clientId, to }, 'cluster: the moved session\'s routes are not visible here yet: ending the old copy anyway');
+    }
+    await fenced;
     const deliveries = this.host.finish(clientId, moving.mark);
     try {
       await this.put(key, this.codec.encode(clientId, { kind: 'delta', from: this.ctx.self, mark: moving.mark, deliveries }));
@@ -240,7 +264,7 @@ export class SessionMover {
     try {
       this.host.adopt(frame.moving);
       await this.ctx.client.put(this.ctx.keys.session(clientId)).value(this.ctx.self).exec();
-      await this.routesWritten();
+      await this.routing.written();
       const lease = this.lease();
       const ack = this.ctx.keys.moved(frame.from, clientId);
       await (lease !== null ? lease.put(ack) : this.ctx.client.put(ack)).value(this.ctx.self).exec();
@@ -309,6 +333,14 @@ export function hash(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
+}
+
+/** The routes a session's subscriptions make (see Router: a filter, or `$share/<group>/<filter>`). */
+function routesOf(m: MovingSession): string[] {
+  return m.session.subscriptions.map((s) => {
+    const shared = parseShared(s.raw);
+    return shared !== null && shared !== 'invalid' ? `$share/${shared.group}/${shared.filter}` : s.raw;
+  });
 }
 
 /** For tests and callers that build a snapshot of one moving session. */
