@@ -6,7 +6,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IClientOptions } from 'mqtt';
+import type { IPublishPacket } from 'mqtt-packet';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { RawClient } from './helpers/raw.js';
 import {
   VERSIONS, brokerFor, clientsFor, closeMqtt, closeRaw, delay, rawSubscribe, stopBroker, text, uniq, type Version,
 } from './helpers/c2.js';
@@ -224,4 +226,36 @@ test('[v5] DISCONNECT with a longer session expiry keeps the session beyond the 
   const second = await c.mqtt(5, persistent(5, id, 60));
   assert.equal(second.connack.sessionPresent, true);
   assert.equal(text((await second.inbox.next()).payload), 'kept');
+});
+
+// 5.0 [MQTT-3.3.4-9], [MQTT-4.4.0-1]
+test('[v5] a client back with a smaller Receive Maximum gets no more unacknowledged messages again than it allows; each PUBACK lets one more out', T, async (t) => {
+  const c = clientsFor(t, broker.port);
+  const id = uniq('sess-rmax');
+  const topic = uniq('rmax');
+  const session = { clientId: id, clean: false, properties: { sessionExpiryInterval: 60, receiveMaximum: 10 } };
+  const first = await RawClient.connected(broker.port, 5, session);
+  t.after(() => first.client.socket.destroy());
+  first.client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] });
+  await first.client.next('suback');
+  const pub = await c.mqtt(5, { clientId: uniq('rmax-pub') });
+  for (let i = 0; i < 5; i++) await pub.client.publishAsync(topic, `m${i}`, { qos: 1 });
+  // Five arrive and are never acknowledged; the client goes.
+  for (let i = 0; i < 5; i++) assert.equal(text(((await first.client.next('publish')) as IPublishPacket).payload), `m${i}`);
+  first.client.socket.destroy();
+  await first.client.closed;
+
+  const back = await RawClient.connected(broker.port, 5, { ...session, properties: { sessionExpiryInterval: 60, receiveMaximum: 2 } });
+  t.after(() => back.client.socket.destroy());
+  assert.equal(back.connack.sessionPresent, true);
+  const resent = [(await back.client.next('publish')) as IPublishPacket, (await back.client.next('publish')) as IPublishPacket];
+  assert.deepEqual(resent.map((p) => [text(p.payload), p.dup]), [['m0', true], ['m1', true]]);
+  await back.client.expectSilence(300); // two unacknowledged: the window is full
+  back.client.send({ cmd: 'puback', messageId: resent[0]?.messageId ?? 0 });
+  const third = (await back.client.next('publish')) as IPublishPacket;
+  assert.deepEqual([text(third.payload), third.dup], ['m2', true]);
+  await back.client.expectSilence(300);
+  for (const p of [resent[1], third]) back.client.send({ cmd: 'puback', messageId: p?.messageId ?? 0 });
+  const rest = [(await back.client.next('publish')) as IPublishPacket, (await back.client.next('publish')) as IPublishPacket];
+  assert.deepEqual(rest.map((p) => text(p.payload)), ['m3', 'm4']);
 });

@@ -23,6 +23,8 @@ export class Delivery {
   /** Order within its session, for the store (0 for QoS 0, which is never stored). */
   seq = 0;
   state: typeof AWAIT_ACK | typeof AWAIT_COMP = AWAIT_ACK;
+  /** In flight from an earlier connection, not yet sent again on this one: the client's window was full. */
+  held = false;
 
   constructor(message: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, group: SharedGroup | null) {
     this.message = message;

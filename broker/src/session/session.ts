@@ -67,6 +67,8 @@ export class Session {
   /** Set when the session has ended; a late callback must not use it. */
   ended = false;
   private nextId = 1;
+  /** In-flight deliveries waiting for room in the window to be sent again (see attach()). */
+  private heldCount = 0;
   /** Last delivery sequence number handed out (store order). */
   seq = 0;
   // Scratch fields the router uses to merge overlapping subscriptions of one publish (no allocation).
@@ -202,8 +204,35 @@ export class Session {
     if (d === undefined) return false;
     this.inflight.delete(packetId);
     this.store?.deleteDelivery(this.clientId, d.seq);
-    if (this.queue.length > 0) this.drain();
+    if (d.held) {
+      // Acknowledged from an earlier connection before it was sent again: no slot on this one came free.
+      this.heldCount--;
+      return true;
+    }
+    if (this.heldCount > 0) this.resendHeld();
+    else if (this.queue.length > 0) this.drain();
     return true;
+  }
+
+  /**
+   * Slots came free: held deliveries are sent again, oldest first, with DUP=1 [MQTT-4.4.0-1], while fewer than
+   * the window are unacknowledged on this connection (PUBREL-stage ones count: no PUBCOMP yet).
+   */
+  private resendHeld(): void {
+    const o = this.outlet;
+    if (o === null) return;
+    for (const d of this.inflight.values()) {
+      if (this.heldCount === 0 || this.inflight.size - this.heldCount >= this.window) return;
+      if (!d.held) continue;
+      d.held = false;
+      this.heldCount--;
+      if (!o.sendPublish(d.message, d.qos, d.packetId, d.retain, d.subIds, true)) {
+        this.inflight.delete(d.packetId);
+        this.ctx.dropped(this.clientId, d.message, 'too_large');
+        this.store?.deleteDelivery(this.clientId, d.seq);
+      }
+    }
+    if (this.heldCount === 0 && this.queue.length > 0) this.drain();
   }
 
   /** PUBREC received: the message moves to the PUBREL stage. Returns false for an unknown id. */
@@ -211,13 +240,20 @@ export class Session {
     const d = this.inflight.get(packetId);
     if (!d || d.qos !== 2) return false;
     d.state = AWAIT_COMP;
+    if (d.held) {
+      // The client had it from an earlier connection: nothing left to send again.
+      d.held = false;
+      this.heldCount--;
+    }
     this.store?.putDelivery(storedDelivery(this.clientId, d));
     return true;
   }
 
   /**
    * A connection attaches: in-flight messages are sent again, PUBLISH with DUP=1 [MQTT-4.4.0-1, 3.3.1-1] or
-   * PUBREL (section 4.4), in their original order, then the queue drains.
+   * PUBREL (section 4.4), in their original order, then the queue drains. A client that came back with a
+   * smaller Receive Maximum gets no more unacknowledged PUBLISH packets than it allows [MQTT-3.3.4-9]: the
+   * rest keep their packet ids and are sent again as acknowledgements make room.
    */
   attach(o: Outlet): void {
     this.outlet = o;
@@ -227,13 +263,22 @@ export class Session {
       return;
     }
     const now = this.ctx.now();
+    const window = this.window;
+    let sent = 0;
     for (const d of inflight.values()) {
-      if (d.state === AWAIT_COMP) o.sendPubrel(d.packetId);
-      else if (d.message.expired(now) && d.qos > 0) {
+      if (d.state === AWAIT_COMP) {
+        o.sendPubrel(d.packetId);
+        sent++;
+      } else if (d.message.expired(now) && d.qos > 0) {
         this.inflight.delete(d.packetId);
         this.ctx.dropped(this.clientId, d.message, 'expired');
         this.store?.deleteDelivery(this.clientId, d.seq);
-      } else if (!o.sendPublish(d.message, d.qos, d.packetId, d.retain, d.subIds, true)) {
+      } else if (sent >= window) {
+        d.held = true;
+        this.heldCount++;
+      } else if (o.sendPublish(d.message, d.qos, d.packetId, d.retain, d.subIds, true)) {
+        sent++;
+      } else {
         // The new connection takes smaller packets than the last one did [MQTT-3.1.2-25]: gone, so counted.
         this.inflight.delete(d.packetId);
         this.ctx.dropped(this.clientId, d.message, 'too_large');
@@ -249,6 +294,10 @@ export class Session {
    */
   detach(): void {
     this.outlet = null;
+    if (this.heldCount > 0) {
+      for (const d of this.inflight.values()) d.held = false;
+      this.heldCount = 0;
+    }
     for (const d of this.inflightMap?.values() ?? []) {
       if (d.group !== null && d.state === AWAIT_ACK && this.ctx.redispatch(d.group, d.message, d.qos, this)) {
         this.inflight.delete(d.packetId);
