@@ -283,7 +283,7 @@ test('SIGKILL of the subscriber node mid-stream: every acknowledged QoS 1 messag
   assert.deepEqual(acked.filter((p) => !got.has(p)), [], 'no acknowledged message lost');
 });
 
-test('the inbox of a node that left for good is deleted after etcd.orphan_ttl', T, async () => {
+test('the routes and inbox of a node that left for good are deleted after etcd.orphan_ttl', T, async () => {
   const t = topic('orphan');
   const n5 = await startNode('n5');
   nodes.push(n5);
@@ -292,16 +292,17 @@ test('the inbox of a node that left for good is deleted after etcd.orphan_ttl', 
   const pub = await open(nodes[0]!, 4);
   await routable(pub, sub, t);
   await n5.stop('SIGKILL');
-  // Acknowledged once it is in n5's inbox: n5's routes last until its lease expires.
+  // Acknowledged once it is in n5's inbox: n5's routes outlive its lease (it may come back as itself).
   await pub.mqtt.publishAsync(`${t}/m`, 'for a node that never returns', { qos: 1 });
   const kv = new Etcd3({ hosts: `http://${etcd.endpoint}` });
   try {
     const prefix = `/smq/${cluster}/inbox/n5/`;
+    const routes = `/smq/${cluster}/routes/n5/`;
     assert.ok((await kv.getAll().prefix(prefix).keys()).length > 0, 'the message waits in the inbox of n5');
-    // Lease expiry (5 s), then orphan_ttl (2 s) and a sweep: poll etcd until the inbox is gone.
+    // Lease expiry (5 s), then orphan_ttl (2 s) and a sweep: poll etcd until both are gone.
     const deadline = Date.now() + 40_000;
-    while ((await kv.getAll().prefix(prefix).keys()).length > 0) {
-      assert.ok(Date.now() < deadline, 'the inbox of n5 was never removed');
+    while ((await kv.getAll().prefix(prefix).keys()).length + (await kv.getAll().prefix(routes).keys()).length > 0) {
+      assert.ok(Date.now() < deadline, 'the routes and inbox of n5 were never removed');
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {

@@ -88,7 +88,8 @@ export class Cluster implements Hook {
     this.keys = new Keys(cfg.cluster);
     this.strategy = cfg.mqtt.shared_strategy;
     const ctx: EtcdContext = { client: this.client, keys: this.keys, self: nodeId, log: this.log };
-    this.routes = new Routes(ctx);
+    // Routes outlive the lease where the node id does (a configured `broker`, or one kept in the store).
+    this.routes = new Routes(ctx, cfg.broker !== '' || cfg.store.dir !== '');
     this.outbox = new Outbox(ctx);
     this.inbox = new Inbox(ctx, (e) => this.deliver(e), host.localBarrier);
     this.retained = new RetainedSync(ctx, {
@@ -110,7 +111,7 @@ export class Cluster implements Hook {
     });
     this.queries = new Queries(ctx, lease);
     this.bridge = new MappingSync(ctx, host.bridgeMappings);
-    this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), cfg.etcd.orphan_ttl * 1000);
+    this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), () => this.routes.nodes(), cfg.etcd.orphan_ttl * 1000);
     this.membership = new Membership(
       this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
       (lease) => this.routes.useLease(lease), () => host.clientCount(),
@@ -146,6 +147,11 @@ export class Cluster implements Hook {
     }
     if (this.stopped) return;
     this.host.router.listen(this.routes);
+    // Routes of sessions that ended while this node was away (it keeps routes through a crash): gone now.
+    this.routes.prune().then(
+      (n) => { if (n > 0) this.log.info({ routes: n }, 'cluster: deleted routes this node no longer has'); },
+      (err: unknown) => this.log.warn({ err: (err as Error).message }, 'cluster: deleting stale routes failed'),
+    );
     this.host.barriers.add(this.outbox);
     this.host.barriers.add(this.retained);
     this.collector.start();
@@ -223,8 +229,17 @@ export class Cluster implements Hook {
     if (this.started) this.clients.disconnected(client.clientId);
   }
 
-  /** One node of those with members of a shared group, by the configured strategy. */
-  private pickNode(group: string, nodes: string[], message: Message): string {
+  /**
+   * One node of those with members of a shared group, by the configured strategy; a node that is away (its
+   * routes outlive it) only when no live node has members.
+   */
+  private pickNode(group: string, all: string[], message: Message): string {
+    const members = this.membership.members;
+    let nodes = all;
+    if (all.some((n) => !members.has(n))) {
+      const live = all.filter((n) => members.has(n));
+      if (live.length > 0) nodes = live;
+    }
     if (nodes.length === 1) return nodes[0] as string;
     nodes.sort();
     let i: number;
@@ -247,7 +262,9 @@ export class Cluster implements Hook {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.started) {
-      const written = Promise.all([this.outbox.flush(), this.retained.flush()]).catch(() => undefined);
+      // Route removals too: a node with a store keeps its routes through a restart, so the ones of sessions
+      // that ended at the drain must be gone from etcd before it leaves.
+      const written = Promise.all([this.outbox.flush(), this.retained.flush(), this.routes.written()]).catch(() => undefined);
       await Promise.race([written, new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     // Session moves in progress end first: they use the inbox, routes and fences.

@@ -1,9 +1,10 @@
 import type { EtcdContext } from './context.js';
 
 /**
- * Removes the inboxes of nodes that left the cluster and did not come back within `etcd.orphan_ttl` seconds
- * (a node scaled away, or one that came back under a new id): nobody would ever read them. Every other key of a
- * node is bound to its lease and goes with it. One node sweeps (the first member id in order), now and then.
+ * Removes the inboxes and routes of nodes that left the cluster and did not come back within `etcd.orphan_ttl`
+ * seconds (a node scaled away without a drain, or one that came back under a new id): nobody would ever read
+ * them. (A node with a store keeps its routes through a restart; every other key of a node is bound to its
+ * lease and goes with it.) One node sweeps (the first member id in order), now and then.
  */
 export class InboxCollector {
   /** Target -> when this node first saw its inbox without its member. */
@@ -13,6 +14,8 @@ export class InboxCollector {
   constructor(
     private readonly ctx: EtcdContext,
     private readonly members: () => ReadonlySet<string> | Iterable<string>,
+    /** Nodes that have routes (from the route watch). */
+    private readonly routed: () => Iterable<string>,
     private readonly orphanTtlMs: number,
   ) {}
 
@@ -30,7 +33,7 @@ export class InboxCollector {
     const first = [...members].sort()[0];
     if (first !== undefined && first !== this.ctx.self) return [];
     const keys = await this.ctx.client.getAll().prefix(this.ctx.keys.inboxes).keys();
-    const targets = new Set<string>();
+    const targets = new Set<string>(this.routed());
     for (const key of keys) {
       const t = this.ctx.keys.inboxTarget(key);
       if (t !== null) targets.add(t);
@@ -44,10 +47,12 @@ export class InboxCollector {
       const since = this.absentSince.get(t) ?? now;
       this.absentSince.set(t, since);
       if (now - since < this.orphanTtlMs) continue;
+      // Routes first: once they are gone nobody writes to the inbox any more.
+      await this.ctx.client.delete().prefix(this.ctx.keys.route(t, '')).exec();
       await this.ctx.client.delete().prefix(this.ctx.keys.inbox(t)).exec();
       this.absentSince.delete(t);
       removed.push(t);
-      this.ctx.log.info({ node: t }, 'cluster: removed the inbox of a node that left the cluster');
+      this.ctx.log.info({ node: t }, 'cluster: removed the routes and inbox of a node that left the cluster');
     }
     for (const t of this.absentSince.keys()) if (!targets.has(t)) this.absentSince.delete(t);
     return removed;

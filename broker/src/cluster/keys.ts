@@ -2,7 +2,8 @@
  * The etcd key layout of one cluster, all under `/smq/<cluster>/` (README, "Cluster"):
  *
  *   members/<node>                    lease   who is up: id, name, addresses, version, start time, load
- *   routes/<node>/<filter>            lease   a node has subscribers for <filter> (or `$share/<group>/<filter>`)
+ *   routes/<node>/<filter>            (lease) a node has subscribers for <filter> (or `$share/<group>/<filter>`);
+ *                                             without a lease on a node with a store (routes.ts)
  *   inbox/<target>/<source>/<seq>             a batch of messages from <source> for <target>, deleted once consumed
  *   retained/<topic>                          the retained message of <topic>
  *   clients/<client id>               lease   the node a client id is connected to

@@ -18,9 +18,14 @@ const PIPELINE = 8;
 
 /**
  * Routes in both directions. Ours: the router tells us when a filter (or shared group) gets its first subscriber
- * and loses its last; the changes are written to `routes/<self>/...` under our lease, many per transaction.
- * Everyone else's: a watch keeps them in a topic tree, so matching a publish against the whole cluster is one
- * lookup.
+ * and loses its last; the changes are written to `routes/<self>/...`, many per transaction. Everyone else's: a
+ * watch keeps them in a topic tree, so matching a publish against the whole cluster is one lookup.
+ *
+ * A node that comes back as itself (`durable`: its id is configured, or kept in its store) writes its routes
+ * without a lease: its persistent sessions outlive a cut from etcd (and, with a store, a crash), so their routes
+ * do too, and what is published meanwhile waits in its inbox. On its return it deletes the routes it no longer
+ * has (prune); a node that never returns loses them with its inbox after `etcd.orphan_ttl` (collector.ts). A
+ * node with a new id at each start keeps them under its lease.
  */
 export class Routes implements RouteListener {
   private readonly remote = new TopicTree<RemoteRoute>();
@@ -37,9 +42,33 @@ export class Routes implements RouteListener {
   /** Callers of seen() waiting for other nodes' routes to arrive through the watch. */
   private watching: { node: string; routes: string[]; resolve: () => void }[] = [];
 
+  /** Nodes with routes here, and how many: for the collector, which also removes those of departed nodes. */
+  private readonly counts = new Map<string, number>();
+
   constructor(
     private readonly ctx: EtcdContext,
+    private readonly durable: boolean,
   ) {}
+
+  /** The nodes that have routes. */
+  nodes(): IterableIterator<string> {
+    return this.counts.keys();
+  }
+
+  /**
+   * Deletes the routes etcd holds for this node that it no longer has (those of sessions that ended while it was
+   * away). Called once the router's routes are known (after listen()), so none that is wanted goes even briefly.
+   */
+  async prune(): Promise<number> {
+    const prefix = this.ctx.keys.route(this.ctx.self, '');
+    const keys = await this.ctx.client.getAll().prefix(prefix).keys();
+    const stale = keys.filter((k) => !this.local.has(k.slice(prefix.length)) && !this.pending.has(k.slice(prefix.length)));
+    for (let i = 0; i < stale.length; i += MAX_TXN_OPS) {
+      const ops = stale.slice(i, i + MAX_TXN_OPS).map((k) => this.ctx.client.delete().key(k));
+      await this.ctx.client.if(this.ctx.keys.member(this.ctx.self), 'Version', '>', -1).then(...ops).commit();
+    }
+    return stale.length;
+  }
 
   /** Starts following everyone's routes. */
   async start(): Promise<void> {
@@ -106,8 +135,13 @@ export class Routes implements RouteListener {
     const { node, route } = parsed;
     const { group, filter } = splitRoute(route);
     const id = group === null ? node : `${node}\u0000${group}`;
-    if (present) this.remote.set(filter, id, { node, group, filter });
-    else this.remote.delete(filter, id);
+    if (present) {
+      if (this.remote.set(filter, id, { node, group, filter })) this.counts.set(node, (this.counts.get(node) ?? 0) + 1);
+    } else if (this.remote.delete(filter, id)) {
+      const n = (this.counts.get(node) ?? 1) - 1;
+      if (n > 0) this.counts.set(node, n);
+      else this.counts.delete(node);
+    }
     if (present && this.watching.length > 0) {
       const done = this.watching.filter((w) => w.node === node && w.routes.every((r) => this.hasRemote(node, r)));
       if (done.length === 0) return;
@@ -162,7 +196,8 @@ export class Routes implements RouteListener {
   private async write(lease: Lease, batch: [string, boolean][]): Promise<void> {
     const ops = batch.map(([route, put]) => {
       const key = this.ctx.keys.route(this.ctx.self, route);
-      return put ? this.ctx.client.put(key).value('').lease(lease.grant()) : this.ctx.client.delete().key(key);
+      if (!put) return this.ctx.client.delete().key(key);
+      return this.durable ? this.ctx.client.put(key).value('') : this.ctx.client.put(key).value('').lease(lease.grant());
     });
     // etcd transactions start with a comparison; this one always holds.
     await this.ctx.client.if(this.ctx.keys.member(this.ctx.self), 'Version', '>', -1).then(...ops).commit();
