@@ -238,7 +238,9 @@ test(`soak: ${SECONDS} s of steady mixed load on one broker with the LMDB store`
       `${LONG_LIVED} long-lived connections + churn ${LOAD.churnRate}/s`);
     console.log(`idle before: rss ${f1(idle.rss / MB)} MB, heap ${f1(idle.heap / MB)} MB (live ${f1(idleLive / MB)} MB), fds ${idle.fds}`);
     console.log('    t |  rss MB | anon MB | heap MB |   fds | conns | sessions | lag p99 ms | lag max ms | in msg/s | out msg/s | broker cpu | cpu wait');
-    const every = Math.max(1, Math.ceil(samples.length / 30));
+    // About 30 rows; a stride in step with the forced collections would show only the samples right after one.
+    let every = Math.max(1, Math.ceil(samples.length / 30));
+    if ((every * SAMPLE_S) % GC_EVERY_S === 0) every++;
     samples.forEach((s, i) => {
       if (i % every !== 0 && i !== samples.length - 1) return;
       const prev = samples[i - 1];
