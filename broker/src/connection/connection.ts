@@ -14,6 +14,10 @@ import type { Message } from '../message/message.js';
 import type { Outlet, Session, Will } from '../session/session.js';
 import { HeldQueue, type HeldOwner } from './held.js';
 
+// mqtt-packet would otherwise build a cache of 65,536 two-byte buffers (~7 MB) on its first generate(); it
+// writes only the control packets here (the message flow has its own encoders), where the cache gains nothing.
+mqtt.writeToStream.cacheNumbers = false;
+
 /** The property of a stream that points to its connection. */
 const OWNER = Symbol('smq.connection');
 type Owned = Duplex & { [OWNER]: Connection };
@@ -101,6 +105,8 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
   /** How long the client may stay silent (1.5 times its keep-alive), in ms; 0 for no keep-alive. */
   private silenceMs = 0;
   private slowTimer: NodeJS.Timeout | null = null;
+  /** Destroys a closing stream whose peer does not finish the close (see close()). */
+  private closeTimer: NodeJS.Timeout | null = null;
   /** Bytes emitted this event-loop turn, written to the stream together at the end of it; null when none. */
   private out: Buffer[] | null = null;
   private outBytes = 0;
@@ -323,13 +329,22 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
     this.flush();
     this.stream.end();
     // A peer that never reads must not keep a half-closed socket open forever.
-    setTimeout(() => this.stream.destroy(), 2000).unref();
+    this.closeTimer = setTimeout(Connection.destroyLate, 2000, this);
+    this.closeTimer.unref();
+  }
+
+  private static destroyLate(conn: Connection): void {
+    conn.closeTimer = null;
+    conn.stream.destroy();
   }
 
   /** Stream event: the stream has closed. */
   onClose(): void {
     this.closed = true;
     this.clearTimers();
+    // Closed already: the timer would hold this connection and its buffers for up to 2 s more.
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
     this.broker.connectionClosed(this);
   }
 
