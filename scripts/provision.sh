@@ -140,6 +140,25 @@ else
   log "node_modules present"
 fi
 
+# --- Jazzer.js libFuzzer addon (fuzzing, issue 10: test/97-fuzz, scripts/fuzz.sh) --- begin -------------
+# Jazzer.js 4 ships its libFuzzer addon prebuilt for glibc 2.38 and GCC 13's libstdc++. Where it does not
+# load as shipped (Debian 12), test/fuzz/jazzer/build.sh makes a copy that does, in
+# ~/.cache/smq/jazzer/<hash of the addon>/ (never in the repository or node_modules); it needs g++, python3
+# and patchelf. Does nothing when the addon loads, or when the copy is already there.
+jazzer_addon=node_modules/@jazzer.js/fuzzer/prebuilds/fuzzer-linux-x64.node
+if [ -f "$jazzer_addon" ] && ! node -e 'process.dlopen({ exports: {} }, process.argv[1])' "$PWD/$jazzer_addon" 2>/dev/null; then
+  jazzer_missing=()
+  command -v g++ >/dev/null 2>&1 || jazzer_missing+=(g++)
+  command -v patchelf >/dev/null 2>&1 || jazzer_missing+=(patchelf)
+  if [ "${#jazzer_missing[@]}" -gt 0 ]; then
+    apt_install "${jazzer_missing[@]}"
+  fi
+  log "Jazzer.js addon that loads here: $(bash test/fuzz/jazzer/build.sh)"
+else
+  log "Jazzer.js addon loads as shipped (or Jazzer.js is not installed)"
+fi
+# --- Jazzer.js libFuzzer addon --- end ----------------------------------------------------------------------
+
 # --- Apache Kafka (jars from Maven Central, Java, Maven) ---------------------------------------------
 bash scripts/kafka.sh
 
