@@ -17,18 +17,8 @@ import { type Outlet, Session, type SessionContext } from '../session/session.js
 import { Router } from './router.js';
 import type { SharedGroup } from './shared.js';
 import { Subscription } from './subscription.js';
+import { params } from '../testing/fc-params.js';
 
-/** fast-check parameters: FC_SEED/FC_PATH replay a failure, FC_RUNS overrides the number of runs. */
-function params(runs: number): fc.Parameters<unknown> {
-  const seed = process.env.FC_SEED;
-  const path = process.env.FC_PATH;
-  return {
-    numRuns: Number(process.env.FC_RUNS ?? runs),
-    includeErrorInReport: true,
-    ...(seed !== undefined ? { seed: Number(seed) } : {}),
-    ...(path !== undefined ? { path } : {}),
-  };
-}
 
 const STRATEGIES: readonly SharedStrategy[] = ['round_robin', 'random', 'hash_clientid', 'hash_topic'];
 

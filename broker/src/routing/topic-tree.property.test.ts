@@ -17,18 +17,8 @@ import { RetainedTree } from './retained-tree.js';
 import { Router } from './router.js';
 import { Subscription } from './subscription.js';
 import { TopicTree } from './topic-tree.js';
+import { params } from '../testing/fc-params.js';
 
-/** fast-check parameters: FC_SEED/FC_PATH replay a failure, FC_RUNS overrides the number of runs. */
-function params(runs: number): fc.Parameters<unknown> {
-  const seed = process.env.FC_SEED;
-  const path = process.env.FC_PATH;
-  return {
-    numRuns: Number(process.env.FC_RUNS ?? runs),
-    includeErrorInReport: true,
-    ...(seed !== undefined ? { seed: Number(seed) } : {}),
-    ...(path !== undefined ? { path } : {}),
-  };
-}
 
 /** Does `filter` match `topic`? Level by level, as MQTT 5 section 4.7 reads; the trie must agree. */
 function specMatches(filter: string, topic: string): boolean {

@@ -18,18 +18,8 @@ import { MemoryStore } from '../store/memory.js';
 import type { StoredDelivery } from '../store/types.js';
 import { AWAIT_COMP } from './delivery.js';
 import { type Outlet, Session, type SessionContext } from './session.js';
+import { params } from '../testing/fc-params.js';
 
-/** fast-check parameters: FC_SEED/FC_PATH replay a failure, FC_RUNS overrides the number of runs. */
-function params(runs: number): fc.Parameters<unknown> {
-  const seed = process.env.FC_SEED;
-  const path = process.env.FC_PATH;
-  return {
-    numRuns: Number(process.env.FC_RUNS ?? runs),
-    includeErrorInReport: true,
-    ...(seed !== undefined ? { seed: Number(seed) } : {}),
-    ...(path !== undefined ? { path } : {}),
-  };
-}
 
 // --- The real side: a Session with a fake connection, context and store ----------------------------------
 
