@@ -141,8 +141,12 @@ test('/metrics counts cross-node forwards and the etcd latency of each batch wri
   // The route reaches node-a through etcd a moment after SUBACK: publish until it arrives.
   const timer = setInterval(() => void pub.publishAsync('capi/metrics', 'x', { qos: 1 }), 100);
   await got.finally(() => clearInterval(timer));
-  const text = await (await fetch(api.replace('/api/v1', '/metrics'))).text();
-  assert.ok(Number(/^smq_cluster_messages_sent_total (\d+)$/m.exec(text)?.[1]) >= 1, 'messages sent to node-b');
+  // node-b can deliver the batch before node-a has handled etcd's answer to its write, which is when node-a
+  // counts it: wait for the count rather than read it once.
+  const metrics = async (): Promise<string> => (await fetch(api.replace('/api/v1', '/metrics'))).text();
+  const sent = (text: string): number => Number(/^smq_cluster_messages_sent_total (\d+)$/m.exec(text)?.[1] ?? 0);
+  await waitFor(async () => sent(await metrics()) >= 1, 'messages sent to node-b');
+  const text = await metrics();
   assert.ok(Number(/^smq_cluster_etcd_write_seconds_count (\d+)$/m.exec(text)?.[1]) >= 1, 'etcd write latency observed');
   assert.match(text, /^smq_cluster_etcd_write_seconds_bucket\{le="0\.01"\} \d+$/m);
   assert.match(text, /^smq_cluster_members 2$/m);
