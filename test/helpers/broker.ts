@@ -3,10 +3,10 @@
  * and waits for its "broker ready" log line to learn the ports it bound (tests use port 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 
@@ -139,7 +139,11 @@ export async function startBroker(options: StartOptions = {}): Promise<RunningBr
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(proc);
-  proc.once('exit', () => children.delete(proc));
+  proc.once('exit', () => {
+    children.delete(proc);
+    // The config's temporary directory goes with the broker (the broker reads the file only at start).
+    if (configFile !== undefined) rmSync(dirname(configFile), { recursive: true, force: true });
+  });
   const logs: Record<string, unknown>[] = [];
   const waiters = new Set<{ match: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }>();
   let stderr = '';
