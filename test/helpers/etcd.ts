@@ -96,7 +96,7 @@ export async function startEtcd(tls?: EtcdTls): Promise<RunningEtcd> {
   const stop = async (): Promise<void> => {
     const p = proc;
     proc = null;
-    if (p === null || p.exitCode !== null) return;
+    if (p === null || p.exitCode !== null || p.signalCode !== null) return; // gone already: no 'exit' to come
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await exited;
