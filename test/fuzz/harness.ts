@@ -237,12 +237,39 @@ function mb(bytes: number): string {
 }
 
 /** The client end: collects what the broker sends and notices the close. */
-class Peer {
+/** Waits for the broker's answer to the oracle's PINGREQ: a PINGRESP or the close, whichever comes first. */
+export abstract class AnswerWait {
+  /** Called by the subclass on every event that may have brought the answer. */
+  protected wake: (() => void) | null = null;
+
+  protected abstract answered(): Answer | null;
+
+  /** PINGRESP or close, whichever comes first, or null after `ms`. */
+  answer(ms: number): Promise<Answer | null> {
+    const now = this.answered();
+    if (now !== null) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve(null);
+      }, ms);
+      this.wake = () => {
+        const a = this.answered();
+        if (a === null) return;
+        clearTimeout(timer);
+        this.wake = null;
+        resolve(a);
+      };
+    });
+  }
+}
+
+class Peer extends AnswerWait {
   private out: Buffer[] = [];
   private closed = false;
-  private wake: (() => void) | null = null;
 
   constructor(private readonly stream: Duplex) {
+    super();
     stream.on('data', (d: Buffer) => {
       this.out.push(d);
       this.wake?.();
@@ -265,27 +292,9 @@ class Peer {
     return Buffer.concat(this.out);
   }
 
-  private answered(): Answer | null {
+  protected answered(): Answer | null {
     if (this.out.length > 0 && hasPingresp(Buffer.concat(this.out))) return 'pingresp';
     return this.closed ? 'closed' : null;
   }
 
-  /** PINGRESP or close, whichever comes first, or null after `ms`. */
-  answer(ms: number): Promise<Answer | null> {
-    const now = this.answered();
-    if (now !== null) return Promise.resolve(now);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.wake = null;
-        resolve(null);
-      }, ms);
-      this.wake = () => {
-        const a = this.answered();
-        if (a === null) return;
-        clearTimeout(timer);
-        this.wake = null;
-        resolve(a);
-      };
-    });
-  }
 }

@@ -11,7 +11,7 @@ import { WebSocketListener } from '../../broker/src/listeners/websocket.js';
 import { completion, hasPingresp, PINGREQ } from './framing.js';
 import { connect as mqttConnect, gen } from './packets.js';
 import type { Connection } from '../../broker/src/connection/connection.js';
-import { checkOutput, FuzzFinding, Harness, HANG_MS, MAX_PACKET_SIZE, newest, type Answer } from './harness.js';
+import { AnswerWait, checkOutput, FuzzFinding, Harness, HANG_MS, MAX_PACKET_SIZE, newest, type Answer } from './harness.js';
 
 const PATH = '/mqtt';
 /** What the listener allows per message, as the broker configures it (broker.ts). */
@@ -126,16 +126,16 @@ export function wsCompletion(stream: Buffer): { mqtt: Buffer; rest: Buffer; done
 }
 
 /** Reads the server's side: the HTTP response, then unmasked frames (binary ones carry MQTT). */
-class WsPeer {
+class WsPeer extends AnswerWait {
   private raw: Buffer = Buffer.alloc(0);
   private closed = false;
-  private wake: (() => void) | null = null;
   /** Set when the response is not 101: the fixed upgrade should never be refused. */
   refused: string | null = null;
   /** The MQTT bytes of the binary frames received so far. */
   mqtt: Buffer = Buffer.alloc(0);
 
   constructor(private readonly socket: Socket) {
+    super();
     socket.on('data', (d: Buffer) => {
       this.raw = this.raw.length === 0 ? d : Buffer.concat([this.raw, d]);
       this.wake?.();
@@ -151,7 +151,7 @@ class WsPeer {
     socket.on('error', () => undefined);
   }
 
-  private answered(): Answer | null {
+  protected answered(): Answer | null {
     const head = this.raw.indexOf('\r\n\r\n');
     if (head < 0) return this.closed ? 'closed' : null;
     const status = this.raw.subarray(0, this.raw.indexOf('\r\n')).toString('latin1');
@@ -185,23 +185,6 @@ class WsPeer {
     return this.closed ? 'closed' : null;
   }
 
-  answer(ms: number): Promise<Answer | null> {
-    const now = this.answered();
-    if (now !== null) return Promise.resolve(now);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.wake = null;
-        resolve(null);
-      }, ms);
-      this.wake = () => {
-        const a = this.answered();
-        if (a === null) return;
-        clearTimeout(timer);
-        this.wake = null;
-        resolve(a);
-      };
-    });
-  }
 }
 
 /** The listener in front of the harness's broker, and the oracle over a loopback socket. */
