@@ -150,6 +150,83 @@ const CASES: Case[] = [
     reasons: MALFORMED_OR_PROTOCOL,
   },
   {
+    name: 'QoS 1 PUBLISH with packet identifier 0 [MQTT-2.3.1-1]',
+    bytes: {
+      4: hex(`
+        32             # PUBLISH QoS 1
+        08             # remaining length 8
+        00 03 61 2f 62 # topic "a/b"
+        00 00          # packet identifier 0
+        78             # payload "x"
+      `),
+      5: hex(`
+        32             # PUBLISH QoS 1
+        09             # remaining length 9
+        00 03 61 2f 62 # topic "a/b"
+        00 00          # packet identifier 0
+        00             # properties length 0
+        78             # payload "x"
+      `),
+    },
+    reasons: MALFORMED_OR_PROTOCOL,
+  },
+  {
+    name: 'SUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]',
+    bytes: {
+      4: hex(`
+        82       # SUBSCRIBE
+        06       # remaining length 6
+        00 00    # packet identifier 0
+        00 01 61 # topic filter "a"
+        01       # QoS 1
+      `),
+      5: hex(`
+        82       # SUBSCRIBE
+        07       # remaining length 7
+        00 00    # packet identifier 0
+        00       # properties length 0
+        00 01 61 # topic filter "a"
+        01       # QoS 1
+      `),
+    },
+    reasons: MALFORMED_OR_PROTOCOL,
+  },
+  {
+    name: 'UNSUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]',
+    bytes: {
+      4: hex(`
+        a2       # UNSUBSCRIBE
+        05       # remaining length 5
+        00 00    # packet identifier 0
+        00 01 61 # topic filter "a"
+      `),
+      5: hex(`
+        a2       # UNSUBSCRIBE
+        06       # remaining length 6
+        00 00    # packet identifier 0
+        00       # properties length 0
+        00 01 61 # topic filter "a"
+      `),
+    },
+    reasons: MALFORMED_OR_PROTOCOL,
+  },
+  {
+    name: 'PUBACK with packet identifier 0 [MQTT-2.3.1-1]',
+    bytes: {
+      4: hex(`
+        40    # PUBACK
+        02    # remaining length 2
+        00 00 # packet identifier 0
+      `),
+      5: hex(`
+        40    # PUBACK
+        02    # remaining length 2
+        00 00 # packet identifier 0
+      `),
+    },
+    reasons: MALFORMED_OR_PROTOCOL,
+  },
+  {
     name: 'a burst of garbage bytes after CONNECT (packet type 0 is reserved)',
     bytes: { 4: garbage(4096, 0x00), 5: garbage(4096, 0x00) },
     // The garbage also encodes a huge remaining length, so Packet too large is a fair answer too.

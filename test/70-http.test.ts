@@ -128,6 +128,10 @@ test('publish through the API reaches a subscriber; its subscriptions are listed
   const bad = await fetch(`${base}/api/v1/publish`, { method: 'POST', headers: h, body: JSON.stringify({ topic: 'api/#', payload: 'x' }) });
   assert.equal(bad.status, 400);
   assert.equal(((await bad.json()) as { code: string }).code, 'BAD_TOPIC');
+  // The limits a client's PUBLISH meets (default limits.max_topic_levels 128) hold for the API too.
+  const deep = await fetch(`${base}/api/v1/publish`, { method: 'POST', headers: h, body: JSON.stringify({ topic: 'api/x/in' + '/l'.repeat(126), payload: 'x' }) });
+  assert.equal(deep.status, 400);
+  assert.equal(((await deep.json()) as { code: string }).code, 'BAD_TOPIC');
   const list = (await (await fetch(`${base}/api/v1/retained?topic=api/%23`, { headers: h })).json()) as { total: number; messages: { topic: string; payload: string }[] };
   assert.equal(list.total, 1);
   assert.deepEqual([list.messages[0]?.topic, list.messages[0]?.payload], ['api/x/in', 'aGk=']);

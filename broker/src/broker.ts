@@ -13,7 +13,7 @@ import { TcpListener } from './listeners/tcp.js';
 import { TlsListener, type SecureOptions } from './listeners/tls.js';
 import type { Bound, Listener } from './listeners/types.js';
 import { WebSocketListener } from './listeners/websocket.js';
-import { Message } from './message/message.js';
+import { forwardable, Message } from './message/message.js';
 import { RC } from './protocol/reason-codes.js';
 import { Router } from './routing/router.js';
 import type { SharedGroup } from './routing/shared.js';
@@ -521,9 +521,9 @@ export class Broker implements SessionContext {
   /** Publishes a will under the same rules as the client's own publishes: a will the ACL denies is dropped. */
   private publishWill(will: Will, client: ClientInfo): void {
     const payload = typeof will.payload === 'string' ? Buffer.from(will.payload) : will.payload;
-    const { willDelayInterval: _delay, ...props } = will.properties ?? {};
+    // Will Delay Interval is the broker's business; a will restored from an older store may hold worse.
     const message = new Message(will.topic, payload, will.qos ?? 0, will.retain ?? false,
-      Object.keys(props).length ? props : undefined, client.clientId, this.now());
+      forwardable(will.properties), client.clientId, this.now());
     if (will.topic.startsWith('$') && !this.hooks.claims(will.topic)) return;
     const decide = (rc: number): void => {
       if (rc === RC.SUCCESS) this.route(client, message);

@@ -271,7 +271,10 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
   onParseError(err: Error): void {
     if (this.closed) return;
     if (err instanceof MqttError) {
-      this.fail(err); // too large: refused as soon as the fixed header announced it
+      // Too large (refused as soon as the fixed header announced it), or a v5 property list that broke the
+      // rules of its packet type (codec/properties.ts).
+      if (err.reasonCode === RC.MALFORMED_PACKET) this.broker.stats.malformed++;
+      this.fail(err);
       return;
     }
     // mqtt-packet rejects unknown protocol levels before we see the CONNECT; 3.1.1 answers 0x01 [MQTT-3.1.2-2].

@@ -3,6 +3,7 @@ import type { Broker } from '../broker.js';
 import { PageTooDeep } from '../admin/cluster-view.js';
 import { Message } from '../message/message.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/validate.js';
+import { withinTopicLimits } from '../limits/topic-limits.js';
 import { ApiError, apiErrors, paging, refuseOtherMethods, textParam } from './params.js';
 import { BASE64 } from './openapi-common.js';
 import { fail } from './server.js';
@@ -76,6 +77,11 @@ export function apiRouter(broker: Broker): ExpressRouter {
   });
   r.post('/publish', (req, res) => {
     const { topic, payload, qos, retain } = publishRequest(req.is('application/json'), req.body);
+    const limits = broker.config.limits;
+    if (!withinTopicLimits(topic, limits.max_topic_levels, limits.max_topic_length)) {
+      // The same limits as a client's PUBLISH: a token holder must not store what no subscriber could filter.
+      throw new ApiError(400, 'BAD_TOPIC', `topic exceeds limits.max_topic_levels (${limits.max_topic_levels}) or limits.max_topic_length (${limits.max_topic_length})`);
+    }
     broker.route(null, new Message(topic, payload, qos, retain, undefined, '', broker.now()));
     res.status(204).end();
   });

@@ -45,9 +45,13 @@ export class Message implements StoredMessage {
     this.expiresAt = expiry ? now + expiry * 1000 : 0;
   }
 
-  /** Rebuilds a message read back from the store (its expiry stays absolute). */
+  /**
+   * Rebuilds a message read back from the store or received from another node (its expiry stays absolute). Only
+   * the properties a PUBLISH may carry come back: a store written before inbound properties were checked, or an
+   * older node, must not hand subscribers a packet they would have to refuse.
+   */
   static restore(s: StoredMessage): Message {
-    const m = new Message(s.topic, s.payload, s.qos, s.retain, s.properties, s.origin, 0);
+    const m = new Message(s.topic, s.payload, s.qos, s.retain, forwardable(s.properties), s.origin, 0);
     (m as { expiresAt: number }).expiresAt = s.expiresAt;
     return m;
   }
@@ -83,4 +87,17 @@ export class Message implements StoredMessage {
   expired(now: number): boolean {
     return this.expiresAt !== 0 && now >= this.expiresAt;
   }
+}
+
+/** The properties a server may put in a PUBLISH of an application message (MQTT 5.0 section 3.3.2.3). */
+const FORWARDABLE = new Set(['payloadFormatIndicator', 'messageExpiryInterval', 'contentType', 'responseTopic', 'correlationData', 'userProperties']);
+
+/** `props` without anything a PUBLISH may not carry (the same object when nothing is to go), or undefined when empty. */
+export function forwardable(props: MessageProperties | undefined): MessageProperties | undefined {
+  if (props === undefined) return undefined;
+  const keys = Object.keys(props);
+  if (keys.every((k) => FORWARDABLE.has(k))) return keys.length > 0 ? props : undefined;
+  const kept: Record<string, unknown> = {};
+  for (const k of keys) if (FORWARDABLE.has(k)) kept[k] = (props as Record<string, unknown>)[k];
+  return Object.keys(kept).length > 0 ? (kept as MessageProperties) : undefined;
 }

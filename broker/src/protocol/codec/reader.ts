@@ -2,6 +2,7 @@ import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqt
 import { connectTrailer, type ConnectWithTrailer } from '../../agent/client-info.js';
 import { MqttError } from '../errors.js';
 import { RC } from '../reason-codes.js';
+import { checkFrameProperties, isV5Connect } from './properties.js';
 
 /** A PUBLISH decoded by the reader: the packet plus the frame it came in, for zero-copy forwarding. */
 export interface InboundPublish extends IPublishPacket {
@@ -169,7 +170,7 @@ export class PacketReader {
     if (type === 3) {
       const p = this.publish(buf, off, body, end, shareable);
       if (p !== null) this.sink.onPacket(p);
-      else this.delegate(buf, off, end);
+      else this.delegate(buf, off, body, end);
       return;
     }
     if (type >= 4 && type <= 7 && len === 2 && (b0 & 0x0f) === ACK_FLAGS[type]) {
@@ -184,7 +185,7 @@ export class PacketReader {
       this.sink.onPacket({ cmd: 'pingreq', length: 0 } as Packet);
       return;
     }
-    this.delegate(buf, off, end);
+    this.delegate(buf, off, body, end);
   }
 
   /** A PUBLISH without v5 properties, or null to let mqtt-packet decode (or reject) it. */
@@ -230,8 +231,16 @@ export class PacketReader {
     };
   }
 
-  /** Decodes one whole frame with mqtt-packet. */
-  private delegate(buf: Buffer, off: number, end: number): void {
+  /** Decodes one whole frame with mqtt-packet, once its v5 property lists have passed the strict checks. */
+  private delegate(buf: Buffer, off: number, body: number, end: number): void {
+    if (this.version === 5 || isV5Connect(buf, off, body, end)) {
+      try {
+        checkFrameProperties(buf, off, body, end);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+    }
     decoded = null;
     failed = null;
     const parser = sharedParser(this.version);

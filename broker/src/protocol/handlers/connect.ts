@@ -6,6 +6,7 @@ import { connackCodeV4, RC } from '../reason-codes.js';
 import { isValidClientId, isValidTopicName } from '../validate.js';
 import { certificateUsername } from '../../listeners/certificates.js';
 import { clientInfoOf } from '../../agent/client-info.js';
+import { withinTopicLimits } from '../../limits/topic-limits.js';
 
 type ConnackProperties = NonNullable<IConnackPacket['properties']>;
 
@@ -93,6 +94,15 @@ function checkWill(conn: Connection, packet: IConnectPacket): void {
   const will = packet.will;
   if (!will) return;
   if (!isValidTopicName(will.topic)) throw new MqttError(RC.TOPIC_NAME_INVALID, 'invalid will topic');
+  const limits = conn.broker.config.limits;
+  if (!withinTopicLimits(will.topic, limits.max_topic_levels, limits.max_topic_length)) {
+    conn.broker.limitHit('topic_limits');
+    throw new MqttError(RC.TOPIC_NAME_INVALID, 'will topic exceeds the topic limits');
+  }
+  const response = will.properties?.responseTopic;
+  if (response !== undefined && !isValidTopicName(response)) {
+    throw new MqttError(RC.PROTOCOL_ERROR, 'will response topic is not a valid topic name'); // as in PUBLISH [MQTT-3.3.2-14]
+  }
   if (will.retain && !conn.broker.config.mqtt.retain_available) throw new MqttError(RC.RETAIN_NOT_SUPPORTED, 'retain not supported');
 }
 

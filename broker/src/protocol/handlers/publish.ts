@@ -32,6 +32,9 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
     if (props.subscriptionIdentifier !== undefined) {
       throw new MqttError(RC.PROTOCOL_ERROR, 'subscription identifier in PUBLISH'); // [MQTT-3.3.4-6]
     }
+    if (props.responseTopic !== undefined && !isValidTopicName(props.responseTopic)) {
+      throw new MqttError(RC.PROTOCOL_ERROR, 'response topic is not a valid topic name'); // [MQTT-3.3.2-14]
+    }
     props = forwarded(props);
   }
   // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] not empty; [MQTT-1.5.4-2] no U+0000.
@@ -42,6 +45,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): Promise
   if (packet.retain && !broker.config.mqtt.retain_available) throw new MqttError(RC.RETAIN_NOT_SUPPORTED, 'retain not supported');
   const qos = packet.qos;
   const id = packet.messageId ?? 0;
+  if (qos > 0 && id === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'packet identifier 0'); // [MQTT-2.3.1-1]
   const session = conn.session;
   if (session === null) return;
   broker.stats.messagesReceived++;

@@ -12,6 +12,7 @@ import { withinTopicLimits } from '../../limits/topic-limits.js';
  */
 export function handleSubscribe(conn: Connection, packet: ISubscribePacket): Promise<void> | void {
   if (packet.subscriptions.length === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'SUBSCRIBE without filters'); // [MQTT-3.8.3-3]
+  if (!packet.messageId) throw new MqttError(RC.PROTOCOL_ERROR, 'packet identifier 0'); // [MQTT-2.3.1-1]
   const subId = packet.properties?.subscriptionIdentifier ?? 0;
   const hooks = conn.broker.hooks;
   const answers = packet.subscriptions.map((s) => {

@@ -7,6 +7,7 @@ import { isValidTopicFilter, parseShared } from '../validate.js';
 /** UNSUBSCRIBE: removes each filter the session has; v5 says per filter whether one existed (MQTT 5 section 3.11.3). */
 export function handleUnsubscribe(conn: Connection, packet: IUnsubscribePacket): void {
   if (packet.unsubscriptions.length === 0) throw new MqttError(RC.PROTOCOL_ERROR, 'UNSUBSCRIBE without filters'); // [MQTT-3.10.3-2]
+  if (!packet.messageId) throw new MqttError(RC.PROTOCOL_ERROR, 'packet identifier 0'); // [MQTT-2.3.1-1]
   const session = conn.session;
   if (session === null) return;
   const codes: number[] = [];
