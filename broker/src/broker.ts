@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
 import { Connection, type Peer } from './connection/connection.js';
 import { createAclHooks } from './acl/index.js';
-import { createAuthHooks } from './auth/index.js';
+import { createAuthHooks, createLoginGate } from './auth/index.js';
+import type { LoginGate } from './auth/throttle.js';
 import { HookRegistry } from './hooks/registry.js';
 import type { ClientInfo, Hook } from './hooks/types.js';
 import { CertificateStore } from './listeners/certificates.js';
@@ -72,6 +73,8 @@ export class Broker implements SessionContext {
   readonly flapping: FlappingDetector;
   /** The `worker` pool: bounds concurrent authentication calls. */
   readonly workers: Semaphore;
+  /** Where logins from addresses with too many failed logins wait their delay (auth.max_failures, ...). */
+  readonly loginGate: LoginGate;
   /** The durable store, or null when `store.dir` is empty (memory only). Set by `listen()`. */
   store: Store | null = null;
   /** What acknowledgements wait for: the store's commits and, in a cluster, the etcd writes. */
@@ -119,7 +122,9 @@ export class Broker implements SessionContext {
     const l = config.limits;
     this.flapping = new FlappingDetector(l.flapping_max, l.flapping_window, l.flapping_ban);
     // Authentication first (its order is the order of consultation), then access control.
-    for (const h of createAuthHooks(config, log)) this.addHook(h);
+    const { throttle, gate } = createLoginGate(config);
+    this.loginGate = gate;
+    for (const h of createAuthHooks(config, log, throttle)) this.addHook(h);
     for (const h of createAclHooks(config, log)) this.addHook(h);
     this.notifications = new NotifyHook(this, this.agents, createNotifier(config, log));
     this.addHook(this.notifications);

@@ -106,7 +106,7 @@ export class HttpAuth implements Hook {
     return this.cache.size;
   }
 
-  async authenticate(client: ClientInfo, connect: IConnectPacket): Promise<AuthResult> {
+  async authenticate(client: ClientInfo, connect: IConnectPacket, signal?: AbortSignal): Promise<AuthResult> {
     const request: HttpAuthRequest = {
       clientid: client.clientId,
       username: client.username ?? null,
@@ -124,8 +124,9 @@ export class HttpAuth implements Hook {
     const who = { clientId: client.clientId, username: client.username };
     let answer: HttpAuthAnswer;
     try {
-      answer = await this.ask(request);
+      answer = await this.ask(request, signal);
     } catch (err) {
+      if (signal?.aborted) throw err; // the client went away: nobody waits for an answer
       this.options.log.warn({ ...who, url: this.where, err: describe(err), onError: this.options.onError }, 'authentication backend failed');
       return this.options.onError === 'allow' ? ALLOW : UNAVAILABLE;
     }
@@ -134,13 +135,14 @@ export class HttpAuth implements Hook {
     return toResult(answer);
   }
 
-  private async ask(request: HttpAuthRequest): Promise<HttpAuthAnswer> {
+  private async ask(request: HttpAuthRequest, abandoned: AbortSignal | undefined): Promise<HttpAuthAnswer> {
+    const timeout = AbortSignal.timeout(this.options.timeoutMs);
     // The signal covers the body too, so a service that sends headers and then stalls still times out.
     const res = await fetch(this.options.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify(request),
-      signal: AbortSignal.timeout(this.options.timeoutMs),
+      signal: abandoned === undefined ? timeout : AbortSignal.any([timeout, abandoned]),
       redirect: 'error',
     });
     if (res.status === 204) {

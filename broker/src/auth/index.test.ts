@@ -9,11 +9,11 @@ import { pino } from 'pino';
 import { DEFAULTS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { HookRegistry } from '../hooks/registry.js';
-import type { ClientInfo, PeerCertificate } from '../hooks/types.js';
+import type { ClientInfo, Hook, PeerCertificate } from '../hooks/types.js';
 import { RC } from '../protocol/reason-codes.js';
 import { CertificateAuth } from './certificate.js';
 import { hashPassword } from './hash.js';
-import { createAuthHooks } from './index.js';
+import { createAuthHooks, createLoginGate } from './index.js';
 import { AuthFileError } from './auth-file.js';
 
 const log = pino({ level: 'silent' });
@@ -52,23 +52,29 @@ test('certificate identity: a verified certificate with the configured identity 
   assert.equal(san.authenticate(client('x', { cn: 'dev-1', san: [] })), undefined);
 });
 
+/** The hooks for a configuration, with its throttle. */
+function hooksFor(cfg: Config): Hook[] {
+  return createAuthHooks(cfg, log, createLoginGate(cfg).throttle);
+}
+
 test('order: failures/throttle, certificate, password file, JWT, HTTP; only what is configured', async (t) => {
   const d = mkdtempSync(join(tmpdir(), 'smq-authidx-'));
   const file = join(d, 'passwd');
   writeFileSync(file, `alice:${await hashPassword('a')}\n`);
   const jwks = join(d, 'jwks.json');
   writeFileSync(jwks, '{"keys": []}');
-  const all = createAuthHooks(config({
+  const all = hooksFor(config({
     password_file: file,
     jwt: { ...DEFAULTS.auth.jwt, secret: 's', jwks_file: jwks },
     http: { ...DEFAULTS.auth.http, url: 'http://127.0.0.1:1/auth' },
-  }, 'cn'), log);
+  }, 'cn'));
   t.after(() => all.forEach((h) => void h.onStop?.()));
   assert.deepEqual(all.map((h) => h.name), ['auth-failures', 'certificate', 'password-file', 'jwt', 'auth-http']);
-  assert.equal(typeof all[0]?.authenticate, 'function', 'the throttle is on with the defaults (5 failures, 1 s)');
-  const none = createAuthHooks(config({ max_failures: 0 }), log);
+  assert.equal(typeof all[0]?.onConnected, 'function', 'the throttle is on with the defaults (5 failures, 1 s)');
+  assert.equal(all[0]?.authenticate, undefined, 'the throttle waits in the LoginGate, not in a worker slot');
+  const none = hooksFor(config({ max_failures: 0 }));
   assert.deepEqual(none.map((h) => h.name), ['auth-failures']);
-  assert.equal(none[0]?.authenticate, undefined, 'nothing on the CONNECT path when nothing is configured');
+  assert.equal(none[0]?.onConnected, undefined, 'nothing on the CONNECT path when nothing is configured');
 });
 
 test('combined: a listed user is decided by the file; an unknown user with a token reaches JWT; no credentials follow auth.enable', async (t) => {
@@ -76,7 +82,7 @@ test('combined: a listed user is decided by the file; an unknown user with a tok
   const file = join(d, 'passwd');
   writeFileSync(file, `alice:${await hashPassword('a')}\n`);
   const cfg = config({ enable: true, max_failures: 0, password_file: file, jwt: { ...DEFAULTS.auth.jwt, secret: 'jwt-secret' } });
-  const hooks = createAuthHooks(cfg, log);
+  const hooks = hooksFor(cfg);
   t.after(() => hooks.forEach((h) => void h.onStop?.()));
   const registry = new HookRegistry(log, { authRequired: true, aclRequired: false });
   for (const h of hooks) registry.add(h);
@@ -90,6 +96,6 @@ test('combined: a listed user is decided by the file; an unknown user with a tok
 
 test('a missing password or JWKS file stops the start with ERR_AUTH_FILE', () => {
   for (const auth of [{ password_file: '/nonexistent/passwd' }, { jwt: { ...DEFAULTS.auth.jwt, jwks_file: '/nonexistent/jwks.json' } }]) {
-    assert.throws(() => createAuthHooks(config(auth), log), (err: unknown) => err instanceof AuthFileError && err.code === 'ERR_AUTH_FILE');
+    assert.throws(() => hooksFor(config(auth)), (err: unknown) => err instanceof AuthFileError && err.code === 'ERR_AUTH_FILE');
   }
 });

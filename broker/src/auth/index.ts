@@ -1,7 +1,8 @@
 /**
  * Authentication: the backends the configuration asks for, as hooks, in the order they are consulted.
  *
- * 1. `auth-failures`: logs refused CONNECTs and slows addresses with too many of them (waits, then abstains);
+ * 1. `auth-failures`: logs refused CONNECTs and counts them per address for the throttle (the wait itself is
+ *    the LoginGate's, in the CONNECT handler, before a worker slot is taken);
  * 2. `certificate`: a verified client certificate is enough (`tls.cert_username` not `none`);
  * 3. `password-file`: users of `auth.password_file`;
  * 4. `jwt`: a token in the password (or username);
@@ -19,20 +20,26 @@ import { CertificateAuth } from './certificate.js';
 import { HttpAuth } from './http.js';
 import { JwtAuth } from './jwt.js';
 import { PasswordFileAuth } from './password-file.js';
-import { authFailureHook, FailureThrottle } from './throttle.js';
+import { authFailureHook, FailureThrottle, LoginGate } from './throttle.js';
 
-/**
- * The authentication hooks the configuration asks for, in the order they are consulted. Throws an
- * `AuthFileError` (code `ERR_AUTH_FILE`) when the password or JWKS file cannot be read or parsed.
- */
-export function createAuthHooks(config: Config, log: Logger): Hook[] {
+/** The failed-login throttle and the gate where slowed-down logins wait, both from `auth.*`. */
+export function createLoginGate(config: Config): { throttle: FailureThrottle; gate: LoginGate } {
   const auth = config.auth;
-  const hooks: Hook[] = [];
   const throttle = new FailureThrottle({
     maxFailures: auth.max_failures,
     windowMs: auth.failure_window * 1000,
     delayMs: auth.failure_delay,
   });
+  return { throttle, gate: new LoginGate(throttle, auth.max_pending) };
+}
+
+/**
+ * The authentication hooks the configuration asks for, in the order they are consulted. Throws an
+ * `AuthFileError` (code `ERR_AUTH_FILE`) when the password or JWKS file cannot be read or parsed.
+ */
+export function createAuthHooks(config: Config, log: Logger, throttle: FailureThrottle): Hook[] {
+  const auth = config.auth;
+  const hooks: Hook[] = [];
   hooks.push(authFailureHook(throttle, log));
   if (config.tls.cert_username !== 'none') hooks.push(new CertificateAuth(config.tls.cert_username));
   const jwt = auth.jwt.secret !== '' || auth.jwt.jwks_file !== '';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { ClientInfo } from '../hooks/types.js';
 import { RC } from '../protocol/reason-codes.js';
-import { authFailureHook, FailureThrottle, MAX_DELAY_MS } from './throttle.js';
+import { authFailureHook, FailureThrottle, LoginGate, MAX_DELAY_MS } from './throttle.js';
 
 /** A clock tests move by hand. */
 function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
@@ -85,27 +85,59 @@ function client(remoteAddress: string): ClientInfo {
   return { clientId: 'c1', username: 'alice', remoteAddress, transport: 'tcp', protocolVersion: 4, certificate: undefined };
 }
 
-test('the hook logs every failure without a password, and waits then abstains once the address is throttled', async () => {
+test('the hook logs failures without a password, and past the threshold only when the delay grows', () => {
   const records: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (s: string) => void records.push(JSON.parse(s) as Record<string, unknown>) });
-  const th = new FailureThrottle({ maxFailures: 2, windowMs: 60000, delayMs: 40 });
+  const th = new FailureThrottle({ maxFailures: 2, windowMs: 60000, delayMs: 40, maxDelayMs: 160 });
   const hook = authFailureHook(th, log);
-  assert.equal(hook.authenticate?.(client(A), { cmd: 'connect', clientId: 'c1' }), undefined, 'no failures: answers at once');
   hook.onAuthFailure?.(client(A), RC.BAD_USERNAME_OR_PASSWORD);
   hook.onAuthFailure?.(client(A), RC.BAD_USERNAME_OR_PASSWORD);
-  const failed = records.filter((r) => r['msg'] === 'authentication failed');
-  assert.equal(failed.length, 2);
-  assert.deepEqual(Object.keys(failed[0] ?? {}).filter((k) => ['clientId', 'username', 'remote', 'reasonCode'].includes(k)).sort(), ['clientId', 'reasonCode', 'remote', 'username']);
+  const failed = (): Record<string, unknown>[] => records.filter((r) => r['msg'] === 'authentication failed');
+  assert.equal(failed().length, 2);
+  assert.deepEqual(Object.keys(failed()[0] ?? {}).filter((k) => ['clientId', 'username', 'remote', 'reasonCode', 'password'].includes(k)).sort(), ['clientId', 'reasonCode', 'remote', 'username']);
   assert.ok(records.some((r) => r['msg'] === 'login attempts from this address are slowed down' && r['delayMs'] === 40));
-
-  const start = performance.now();
-  const answer = await hook.authenticate?.(client(A), { cmd: 'connect', clientId: 'c1' });
-  const waited = performance.now() - start;
-  assert.equal(answer, undefined, 'abstains after the wait so the real backends decide');
-  assert.ok(waited >= 39, `waited only ${waited} ms`);
-
+  // 80, 160, then capped: a guessing run of 100 more attempts writes two more lines, not a hundred.
+  for (let i = 0; i < 100; i++) hook.onAuthFailure?.(client(A), RC.BAD_USERNAME_OR_PASSWORD);
+  assert.equal(failed().length, 4);
   hook.onConnected?.(client(A), { cmd: 'connect', clientId: 'c1' });
   assert.equal(th.delayFor(A), 0, 'a login that got through resets the address');
+});
+
+test('the login gate: no wait for a clean address; a timer for a slowed one; a cap per slowed address', async () => {
+  const th = new FailureThrottle({ maxFailures: 1, windowMs: 60000, delayMs: 40 });
+  const gate = new LoginGate(th, 2);
+  const live = new AbortController();
+  const clean = gate.enter(A, live.signal);
+  assert.ok(clean !== null && clean.wait === null, 'no failures: go on at once');
+  th.recordFailure(A);
+  const first = gate.enter(A, live.signal);
+  const second = gate.enter(A, live.signal);
+  assert.ok(first?.wait && second?.wait);
+  assert.equal(gate.enter(A, live.signal), null, 'a third pending login from the slowed address is refused');
+  assert.ok(gate.enter(B, live.signal) !== null, 'another address is not affected');
+  const start = performance.now();
+  assert.equal(await first.wait, true);
+  assert.ok(performance.now() - start >= 39);
+  first.leave();
+  first.leave(); // twice is harmless
+  assert.equal(gate.pendingFor(A), 1);
+  second.leave();
+  assert.equal(gate.pendingFor(A), 0);
+});
+
+test('the login gate: a client that goes away frees its place at once', async () => {
+  const th = new FailureThrottle({ maxFailures: 1, windowMs: 60000, delayMs: 60000 });
+  th.recordFailure(A);
+  const gate = new LoginGate(th, 1);
+  const gone = new AbortController();
+  const v = gate.enter(A, gone.signal);
+  assert.ok(v?.wait);
+  assert.equal(gate.enter(A, new AbortController().signal), null);
+  gone.abort();
+  assert.equal(await v.wait, false, 'the wait ends without the minute passing');
+  assert.equal(gate.pendingFor(A), 0);
+  v.leave();
+  assert.equal(gate.pendingFor(A), 0, 'leave() after an abort does not count twice');
 });
 
 test('refusals that are not about credentials (a ban) are neither logged nor counted here', () => {
@@ -119,8 +151,9 @@ test('refusals that are not about credentials (a ban) are neither logged nor cou
   assert.equal(th.delayFor(A), 100);
 });
 
-test('with the throttle off the hook only logs: it has no authenticate to slow the CONNECT path', () => {
+test('with the throttle off the hook only logs', () => {
   const hook = authFailureHook(new FailureThrottle({ maxFailures: 0, windowMs: 60000, delayMs: 1000 }), pino({ level: 'silent' }));
   assert.equal(hook.authenticate, undefined);
+  assert.equal(hook.onConnected, undefined);
   assert.equal(typeof hook.onAuthFailure, 'function');
 });

@@ -4,7 +4,7 @@
  * failure, at most 30 s. Guessing passwords becomes slow while one typo costs nothing.
  */
 import type { Logger } from 'pino';
-import type { AuthResult, ClientInfo, Hook } from '../hooks/types.js';
+import type { ClientInfo, Hook } from '../hooks/types.js';
 import { RC } from '../protocol/reason-codes.js';
 
 /** The longest wait, whatever the number of failures. */
@@ -32,7 +32,8 @@ const DEFAULT_MAX_ADDRESSES = 50000;
  * {@link authFailureHook} does the waiting.
  */
 export class FailureThrottle {
-  private readonly maxFailures: number;
+  /** Failures within the window before attempts are slowed. */
+  readonly maxFailures: number;
   private readonly windowMs: number;
   private readonly delayMs: number;
   private readonly maxDelayMs: number;
@@ -118,9 +119,9 @@ export class FailureThrottle {
 }
 
 /**
- * The hook that logs every CONNECT refused for its credentials (Bad username or password, Not authorized) and, when the throttle is on, delays the attempts of addresses with
- * too many recent failures. It goes first: its `authenticate` waits, then abstains so the real backends answer.
- * `onConnected` (a login that got through) clears the address.
+ * The hook that logs every CONNECT refused for its credentials (Bad username or password, Not authorized) and
+ * records it in the throttle; `onConnected` (a login that got through) clears the address. The waiting itself is
+ * the {@link LoginGate}'s, before a login takes a slot of the shared worker pool.
  */
 export function authFailureHook(throttle: FailureThrottle, log: Logger): Hook {
   const hook: Hook = {
@@ -129,24 +130,98 @@ export function authFailureHook(throttle: FailureThrottle, log: Logger): Hook {
       // Only refused credentials are failed logins; a ban (flapping, limits) is logged and counted by its owner.
       if (reasonCode !== RC.BAD_USERNAME_OR_PASSWORD && reasonCode !== RC.NOT_AUTHORIZED) return;
       const remote = client.remoteAddress;
-      // Never the password: the username is enough to tell a typo from a guessing run.
-      log.warn({ clientId: client.clientId, username: client.username, remote, reasonCode }, 'authentication failed');
-      if (!throttle.enabled) return;
+      if (!throttle.enabled) {
+        log.warn({ clientId: client.clientId, username: client.username, remote, reasonCode }, 'authentication failed');
+        return;
+      }
+      const before = throttle.delayFor(remote);
       const failures = throttle.recordFailure(remote);
       const delayMs = throttle.delayFor(remote);
+      // A guessing run would write a line per attempt (a flood of logs is a denial of service of its own): past
+      // the threshold, a line only when the delay grows; smq_auth_failures_total still counts every one.
+      if (failures > throttle.maxFailures && delayMs === before) return;
+      // Never the password: the username is enough to tell a typo from a guessing run.
+      log.warn({ clientId: client.clientId, username: client.username, remote, reasonCode, failures }, 'authentication failed');
       if (delayMs > 0) log.warn({ remote, failures, delayMs }, 'login attempts from this address are slowed down');
     },
   };
   if (!throttle.enabled) return hook;
   return {
     ...hook,
-    authenticate(client: ClientInfo): AuthResult | Promise<AuthResult> {
-      const delayMs = throttle.delayFor(client.remoteAddress);
-      if (delayMs === 0) return undefined;
-      return new Promise((resolve) => setTimeout(() => resolve(undefined), delayMs));
-    },
     onConnected(client: ClientInfo): void {
       throttle.reset(client.remoteAddress);
     },
   };
+}
+
+/** What {@link LoginGate.enter} says of a login. */
+export type GateVerdict =
+  /** Go on now; call `leave()` once the login has its answer. */
+  | { readonly wait: null; leave(): void }
+  /** Go on once `wait` resolves true (false: the client went away first); call `leave()` once it has its answer. */
+  | { readonly wait: Promise<boolean>; leave(): void }
+  /** Too many logins from this slowed-down address are pending: refuse this one at once. */
+  | null;
+
+const GO: GateVerdict = { wait: null, leave: () => undefined };
+
+/**
+ * Where a login from a slowed-down address waits out its delay: a timer and nothing else, so the shared worker
+ * pool (and every other address's logins) never waits for it; the timer goes as soon as the client does. At most
+ * `maxPending` logins of one slowed-down address are pending at once (waiting, queued for a worker, or being
+ * checked); further ones are refused at once without checking their password. Addresses that are not slowed
+ * down (a NAT of many devices reconnecting after a restart, say) are never capped.
+ */
+export class LoginGate {
+  private readonly throttle: FailureThrottle;
+  private readonly maxPending: number;
+  /** Logins pending per slowed-down address. */
+  private readonly pendingByAddress = new Map<string, number>();
+
+  constructor(throttle: FailureThrottle, maxPending: number) {
+    this.throttle = throttle;
+    this.maxPending = maxPending;
+  }
+
+  /** Logins of slowed-down addresses pending now, all addresses together (a metric). */
+  get pending(): number {
+    let n = 0;
+    for (const k of this.pendingByAddress.values()) n += k;
+    return n;
+  }
+
+  /** Logins pending for `address` now (for tests and metrics). */
+  pendingFor(address: string): number {
+    return this.pendingByAddress.get(address) ?? 0;
+  }
+
+  /** Admits a login from `address`; `signal` aborts its wait when the client goes away. */
+  enter(address: string, signal: AbortSignal): GateVerdict {
+    const delayMs = this.throttle.delayFor(address);
+    if (delayMs === 0) return GO;
+    const n = this.pendingByAddress.get(address) ?? 0;
+    if (n >= this.maxPending) return null;
+    this.pendingByAddress.set(address, n + 1);
+    let left = false;
+    const leave = (): void => {
+      if (left) return;
+      left = true;
+      const m = (this.pendingByAddress.get(address) ?? 1) - 1;
+      if (m > 0) this.pendingByAddress.set(address, m);
+      else this.pendingByAddress.delete(address);
+    };
+    const wait = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', abandon);
+        resolve(!signal.aborted);
+      }, delayMs);
+      const abandon = (): void => {
+        clearTimeout(timer);
+        leave();
+        resolve(false);
+      };
+      signal.addEventListener('abort', abandon, { once: true });
+    });
+    return { wait, leave };
+  }
 }

@@ -73,6 +73,7 @@ export const DEFAULTS: Config = deepFreeze({
     max_failures: 5,
     failure_window: 60,
     failure_delay: 1000,
+    max_pending: 8,
   },
   // With acl.enable on and no rule matching, access is denied: nothing is open that the rules do not open.
   acl: { enable: false, file: '', default: 'deny', http: { url: '', timeout: 5000, cache_ttl: 60, on_error: 'deny' } },

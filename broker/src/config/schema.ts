@@ -258,6 +258,10 @@ const KEYS = [
     path: 'auth.failure_delay', kind: 'int', min: 0, max: 30000,
     description: 'milliseconds the first slowed attempt waits (doubling, at most 30 s)',
   },
+  {
+    path: 'auth.max_pending', kind: 'int', min: 1, max: 65535,
+    description: 'logins from one slowed-down address that may be pending at once; further ones are refused at once (v5 0x9F)',
+  },
 
   { path: 'acl.enable', kind: 'bool', description: 'enforce access control on publish and subscribe' },
   { path: 'acl.file', kind: 'string', description: 'YAML access rules file; reloaded on change' },

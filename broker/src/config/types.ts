@@ -81,6 +81,8 @@ export interface AuthConfig {
   readonly failure_window: number;
   /** Milliseconds each further attempt from that address waits before it is answered (doubling, capped at 30 s). */
   readonly failure_delay: number;
+  /** Logins of one slowed-down address pending at once; further ones are refused at once (0x9F). */
+  readonly max_pending: number;
 }
 
 /** Access control (the seed's `acl` block, extended). */

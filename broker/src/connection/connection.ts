@@ -85,6 +85,8 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
   agentInfo: AgentInfo | null = null;
   /** Set when an admission limit refused this connection; its CONNECT is answered with this reason. */
   refusal: { rc: number; limit: string } | null = null;
+  /** Aborted when the connection closes while its CONNECT is being authenticated; made on first use. */
+  private loginAbort: AbortController | null = null;
   /** Set once a CONNECT has reached its handler (which may still be authenticating it). */
   private connectSeen = false;
   /** Per-client publish rate limit, or null when off. */
@@ -341,9 +343,18 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
     conn.stream.destroy();
   }
 
+  /** A signal that aborts when this connection closes: what a pending login holds is released at once. */
+  loginSignal(): AbortSignal {
+    return (this.loginAbort ??= new AbortController()).signal;
+  }
+
   /** Stream event: the stream has closed. */
   onClose(): void {
     this.closed = true;
+    if (this.loginAbort !== null) {
+      this.loginAbort.abort(new Error('the client went away'));
+      this.loginAbort = null;
+    }
     this.clearTimers();
     // Closed already: the timer would hold this connection and its buffers for up to 2 s more.
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);

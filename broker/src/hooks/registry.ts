@@ -59,10 +59,11 @@ export class HookRegistry {
   }
 
   /** First non-abstaining answer decides; returns 0 to allow or the v5 reason code of the refusal. */
-  async authenticate(client: ClientInfo, connect: IConnectPacket): Promise<number> {
+  async authenticate(client: ClientInfo, connect: IConnectPacket, signal?: AbortSignal): Promise<number> {
     if (this.authenticateHooks) {
       for (const h of this.authenticateHooks) {
-        const r = await (h.authenticate as Fn<'authenticate'>).call(h, client, connect);
+        signal?.throwIfAborted();
+        const r = await (h.authenticate as Fn<'authenticate'>).call(h, client, connect, signal);
         if (r !== undefined) return r.ok ? RC.SUCCESS : r.reasonCode;
       }
     }

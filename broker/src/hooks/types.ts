@@ -57,7 +57,8 @@ export interface Hook {
    * `authorizePublish` / `onPublish` see those messages. Other `$` topics are refused (`$SYS/` is the broker's).
    */
   readonly claims?: readonly string[];
-  authenticate?(client: ClientInfo, connect: IConnectPacket): AuthResult | Promise<AuthResult>;
+  /** `signal` aborts when the client goes away before the answer: a backend call may stop early. */
+  authenticate?(client: ClientInfo, connect: IConnectPacket, signal?: AbortSignal): AuthResult | Promise<AuthResult>;
   /** May return a promise (HTTP backends); the connection then holds later packets so order is kept. */
   authorizePublish?(client: ClientInfo, message: Message): AuthzResult | Promise<AuthzResult>;
   /**

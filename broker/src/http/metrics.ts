@@ -42,6 +42,8 @@ export function brokerMetrics(broker: Broker): Registry {
   gauge('smq_retained_messages', 'Retained messages', () => broker.router.retained.size);
   gauge('smq_inflight_messages', 'Outgoing QoS 1/2 messages sent and not yet acknowledged', () => sumSessions(broker, 'inflight'));
   gauge('smq_queued_messages', 'Outgoing QoS 1/2 messages waiting for room in a client\'s in-flight window', () => sumSessions(broker, 'queued'));
+  gauge('smq_auth_logins_slowed', 'Logins from slowed-down addresses waiting out their delay or being checked', () => broker.loginGate.pending);
+  gauge('smq_auth_logins_queued', 'Logins waiting for a slot of the authentication worker pool', () => broker.workers.queued);
   gauge('smq_bridge_mappings', 'Kafka bridge mappings (cluster-wide in a cluster)', () => broker.bridgeMappings.size);
   counter('smq_connections_accepted_total', 'Connections accepted', () => s.connectionsTotal);
   labelled('smq_messages_received_total', 'PUBLISH packets received from clients, by QoS', 'qos', () => [

@@ -86,3 +86,23 @@ test('semaphore: at most `size` jobs run at once, the rest wait in order', async
   assert.equal(peak, 2);
   assert.deepEqual(order, [0, 1, 2, 3]);
 });
+
+test('semaphore: a job whose client went away leaves the queue at once and never runs', async () => {
+  const { Semaphore } = await import('./semaphore.js');
+  const sem = new Semaphore(1);
+  let release: () => void = () => undefined;
+  const busy = sem.run(() => new Promise<void>((resolve) => { release = resolve; }));
+  const gone = new AbortController();
+  let ran = false;
+  const abandoned = sem.run(async () => { ran = true; }, gone.signal);
+  const next = sem.run(async () => 'next');
+  assert.equal(sem.queued, 2);
+  gone.abort(new Error('client went away'));
+  await assert.rejects(abandoned, /client went away/);
+  assert.equal(sem.queued, 1, 'its place is given up without waiting for a slot');
+  release();
+  assert.equal(await next, 'next');
+  await busy;
+  assert.equal(ran, false);
+  await assert.rejects(sem.run(async () => undefined, gone.signal), /client went away/, 'an aborted signal never queues');
+});

@@ -30,15 +30,12 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
       throw new MqttError(RC.BANNED, 'reconnecting too often');
     }
     checkWill(conn, packet);
-    const broker = conn.broker;
-    const rc = await broker.workers.run(() => broker.hooks.authenticate(conn, packet));
-    if (rc !== RC.SUCCESS) throw new MqttError(rc, 'not authorized');
+    if (!(await authenticate(conn, packet))) return; // the client went away meanwhile
   } catch (err) {
     if (!(err instanceof MqttError)) throw err;
     refuse(conn, err);
     return;
   }
-  if (conn.closed) return; // the client went away while we were authenticating
   const cluster = conn.broker.cluster;
   if (!packet.clean && cluster !== null && !conn.broker.sessions.has(conn.clientId)) {
     // Its persistent session may be on another node: it moves here first.
@@ -58,6 +55,38 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   conn.connected = true;
   conn.startKeepalive(keepalive);
   conn.broker.clientConnected(conn, packet);
+}
+
+/**
+ * Authentication: a login from an address with too many recent failures first waits out its delay (a timer, no
+ * shared slot), then takes a slot of the worker pool and asks the hooks. Everything it holds goes as soon as the
+ * client does (the connection aborts `loginSignal` on close). Returns false when the client went away; throws an
+ * MqttError for a refusal.
+ */
+async function authenticate(conn: Connection, packet: IConnectPacket): Promise<boolean> {
+  const broker = conn.broker;
+  const signal = conn.loginSignal();
+  const gate = broker.loginGate.enter(conn.remoteAddress, signal);
+  if (gate === null) {
+    // Refused before any password is checked, so it is not a failed login and tells a guesser nothing.
+    broker.limitHit('login_pending');
+    throw new MqttError(RC.CONNECTION_RATE_EXCEEDED, 'too many logins pending from this address');
+  }
+  try {
+    if (gate.wait !== null && !(await gate.wait)) return false;
+    let rc: number;
+    try {
+      rc = await broker.workers.run(() => broker.hooks.authenticate(conn, packet, signal), signal);
+    } catch (err) {
+      if (signal.aborted) return false;
+      throw err;
+    }
+    if (conn.closed) return false;
+    if (rc !== RC.SUCCESS) throw new MqttError(rc, 'not authorized');
+    return true;
+  } finally {
+    gate.leave();
+  }
 }
 
 /** v5 CONNECT properties that must be valid before anything else (MQTT 5 section 3.1.2.11). */
