@@ -382,6 +382,13 @@ export class Broker implements SessionContext {
       old.close(RC.SESSION_TAKEN_OVER); // [MQTT-3.1.4-3] v5 gets DISCONNECT 0x8E
       this.release(old, true);
     }
+    if (session && !packet.clean && session.owner !== conn.identity) {
+      // A session belongs to the identity that made it: another one resuming its client id (bob with alice's)
+      // gets a new, empty session, and the old one ends as if cleanly started over [MQTT-3.1.2-4].
+      this.log.info({ clientId: id, username: conn.username, remote: conn.remoteAddress }, 'session belongs to another identity: starting a new one');
+      this.endSession(session);
+      session = undefined;
+    }
     if (session && packet.clean) {
       this.endSession(session);
       session = undefined;
@@ -389,6 +396,7 @@ export class Broker implements SessionContext {
     const present = session !== undefined;
     if (session === undefined) {
       session = new Session(id, this);
+      session.owner = conn.identity;
       this.sessions.set(id, session);
     }
     session.clearTimers();
@@ -579,6 +587,11 @@ export class Broker implements SessionContext {
   /** Counts a limit that refused something. */
   limitHit(limit: string): void {
     this.stats.limitHits.set(limit, (this.stats.limitHits.get(limit) ?? 0) + 1);
+  }
+
+  /** SessionContext: read authorization (ACL) for deliveries, or null when no hook checks reads. */
+  get canRead(): ((client: ClientInfo, message: Message) => boolean) | null {
+    return this.router.canRead;
   }
 
   /** SessionContext: a message could not be delivered. */

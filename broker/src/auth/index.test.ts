@@ -87,11 +87,11 @@ test('combined: a listed user is decided by the file; an unknown user with a tok
   const registry = new HookRegistry(log, { authRequired: true, aclRequired: false });
   for (const h of hooks) registry.add(h);
   const token = hs256({ exp: Date.now() / 1000 + 60 }, 'jwt-secret');
-  assert.equal(await registry.authenticate(client('alice'), connect('alice', 'a')), RC.SUCCESS);
-  assert.equal(await registry.authenticate(client('alice'), connect('alice', token)), RC.BAD_USERNAME_OR_PASSWORD, 'alice belongs to the file');
-  assert.equal(await registry.authenticate(client('device-1'), connect('device-1', token)), RC.SUCCESS);
-  assert.equal(await registry.authenticate(client('device-1'), connect('device-1', 'plain')), RC.NOT_AUTHORIZED, 'nobody answered');
-  assert.equal(await registry.authenticate(client(undefined), connect(undefined, undefined)), RC.NOT_AUTHORIZED);
+  assert.equal((await registry.authenticate(client('alice'), connect('alice', 'a'))).rc, RC.SUCCESS);
+  assert.equal((await registry.authenticate(client('alice'), connect('alice', token))).rc, RC.BAD_USERNAME_OR_PASSWORD, 'alice belongs to the file');
+  assert.equal((await registry.authenticate(client('device-1'), connect('device-1', token))).rc, RC.SUCCESS);
+  assert.equal((await registry.authenticate(client('device-1'), connect('device-1', 'plain'))).rc, RC.NOT_AUTHORIZED, 'nobody answered');
+  assert.equal((await registry.authenticate(client(undefined), connect(undefined, undefined))).rc, RC.NOT_AUTHORIZED);
 });
 
 test('a missing password or JWKS file stops the start with ERR_AUTH_FILE', () => {

@@ -252,7 +252,7 @@ export class JwtAuth implements Hook {
       // With the token in the username field, the username is the token itself: nothing to compare.
       else if (fromPassword && username !== undefined && username !== client.username) reason = 'username claim does not match';
     }
-    if (reason === undefined) return { ok: true };
+    if (reason === undefined) return { ok: true, identity: verdict.ok ? identityOf(verdict.claims, fromPassword) : undefined };
     this.options.log.info({ clientId: client.clientId, reason }, 'jwt refused');
     return BAD_CREDENTIALS;
   }
@@ -265,4 +265,17 @@ export class JwtAuth implements Hook {
   onStop(): void {
     this.jwks?.close();
   }
+}
+
+/**
+ * Who a valid token names, for session ownership: its `username` claim (with the token in the password, checked to
+ * be the CONNECT's username); else, with the token in the username field (which changes at every refresh), its
+ * `sub`, kept apart from usernames by a prefix no username can hold (U+0000). Undefined: the username it is.
+ */
+function identityOf(claims: Readonly<Record<string, unknown>>, fromPassword: boolean): string | undefined {
+  const username = claims['username'];
+  const sub = claims['sub'];
+  if (typeof username === 'string') return username;
+  if (!fromPassword && typeof sub === 'string') return `\u0000jwt:${sub}`;
+  return undefined;
 }

@@ -60,6 +60,8 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
   protocolVersion: 3 | 4 | 5 = 4;
   clientId = '';
   username: string | undefined = undefined;
+  /** Who authentication says this client is (see connect.ts); the sessions it makes belong to it. */
+  identity = '';
   /** Set once CONNACK 0x00 has been sent. */
   connected = false;
   /** Set once the close has begun; nothing more is read or written after it. */

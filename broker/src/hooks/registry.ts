@@ -2,7 +2,7 @@ import type { IConnectPacket } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { Message } from '../message/message.js';
 import { RC } from '../protocol/reason-codes.js';
-import type { AuthzResult, ClientInfo, Hook, SubscriptionRequest } from './types.js';
+import type { AuthVerdict, AuthzResult, ClientInfo, Hook, SubscriptionRequest } from './types.js';
 
 type Fn<K extends keyof Hook> = NonNullable<Hook[K]>;
 
@@ -58,17 +58,17 @@ export class HookRegistry {
     return false;
   }
 
-  /** First non-abstaining answer decides; returns 0 to allow or the v5 reason code of the refusal. */
-  async authenticate(client: ClientInfo, connect: IConnectPacket, signal?: AbortSignal): Promise<number> {
+  /** First non-abstaining answer decides: 0 to allow (with the identity it named) or the v5 reason code. */
+  async authenticate(client: ClientInfo, connect: IConnectPacket, signal?: AbortSignal): Promise<AuthVerdict> {
     if (this.authenticateHooks) {
       for (const h of this.authenticateHooks) {
         signal?.throwIfAborted();
         const r = await (h.authenticate as Fn<'authenticate'>).call(h, client, connect, signal);
-        if (r !== undefined) return r.ok ? RC.SUCCESS : r.reasonCode;
+        if (r !== undefined) return r.ok ? { rc: RC.SUCCESS, identity: r.identity } : { rc: r.reasonCode, identity: undefined };
       }
     }
     // No backend answered: with auth.enable on, nobody gets in anonymously.
-    return this.authRequired ? RC.NOT_AUTHORIZED : RC.SUCCESS;
+    return { rc: this.authRequired ? RC.NOT_AUTHORIZED : RC.SUCCESS, identity: undefined };
   }
 
   /**

@@ -23,8 +23,20 @@ export interface ClientInfo {
   readonly agentInfo?: AgentInfo | null;
 }
 
-/** The answer of an authentication hook. `undefined` abstains and lets the next hook decide. */
-export type AuthResult = { readonly ok: true } | { readonly ok: false; readonly reasonCode: number } | undefined;
+/**
+ * The answer of an authentication hook. `undefined` abstains and lets the next hook decide. An accepting hook may
+ * name the `identity` it established (a JWT's subject, say) when the username is not it; sessions belong to it.
+ */
+export type AuthResult =
+  | { readonly ok: true; readonly identity?: string }
+  | { readonly ok: false; readonly reasonCode: number }
+  | undefined;
+
+/** What authentication decided: 0 or a v5 reason code, and the identity a hook named, if any. */
+export interface AuthVerdict {
+  readonly rc: number;
+  readonly identity: string | undefined;
+}
 
 /**
  * The answer of an authorization hook: `true` allows, `false` denies (0x87 Not authorized), a number denies with

@@ -162,8 +162,8 @@ export class Router {
       if (r instanceof SharedGroup) {
         // A message from another node goes only to the groups that node gave it to here.
         if (scope !== null && !scope.groups.includes(r.name + '\u0000' + r.filter)) continue;
-        const m = r.pick(this.strategy, message, null);
-        if (m && !(canRead !== null && m.session.client !== null && !canRead(m.session.client, message))) {
+        const m = r.pick(this.strategy, message, null, canRead);
+        if (m) {
           m.session.deliver(message, minQos(message.qos, m.qos), m.retainAsPublished && message.retain, m.id ? [m.id] : undefined, r);
           delivered++;
         }
@@ -186,7 +186,7 @@ export class Router {
 
   /** Sends a message to another member of its group than `leaving`; false when there is none. */
   redispatch(group: SharedGroup, message: Message, qos: QoS, leaving: Session): boolean {
-    const m = group.pick(this.strategy, message, leaving);
+    const m = group.pick(this.strategy, message, leaving, this.canRead);
     if (!m || !m.session.online) return false;
     m.session.deliver(message, minQos(qos, m.qos), false, m.id ? [m.id] : undefined, group);
     return true;

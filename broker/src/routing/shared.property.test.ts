@@ -69,6 +69,7 @@ const unusedContext: SessionContext = {
   maxQueued: 10,
   store: null,
   dropped: () => undefined,
+  canRead: null,
   redispatch: () => false,
   now: () => 0,
 };
@@ -385,6 +386,7 @@ describe('shared members leaving with messages in hand (property)', () => {
               maxInflight,
               maxQueued: 3, // small, so redispatched messages also meet full queues
               store: null,
+              canRead: null,
               dropped: (_id, m) => dropped.push(Number(m.payload.toString())),
               redispatch: (g, m, qos, leaving) => router.redispatch(g, m, qos, leaving),
               now: () => 0,

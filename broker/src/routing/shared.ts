@@ -1,4 +1,5 @@
 import type { SharedStrategy } from '../config/types.js';
+import type { ClientInfo } from '../hooks/types.js';
 import type { Message } from '../message/message.js';
 import type { Session } from '../session/session.js';
 import type { Subscription } from './subscription.js';
@@ -36,9 +37,15 @@ export class SharedGroup {
 
   /**
    * Picks the member for a message. Members with a live connection are preferred, so a message does not wait
-   * in the queue of an absent member while others are online; `except` excludes a member that is leaving.
+   * in the queue of an absent member while others are online; `except` excludes a member that is leaving, and
+   * `canRead` (the ACL's read check) members that may not read the message.
    */
-  pick(strategy: SharedStrategy, message: Message, except: Session | null): Subscription | undefined {
+  pick(
+    strategy: SharedStrategy,
+    message: Message,
+    except: Session | null,
+    canRead: ((client: ClientInfo, message: Message) => boolean) | null = null,
+  ): Subscription | undefined {
     const n = this.members.length;
     if (n === 0) return undefined;
     let start: number;
@@ -60,6 +67,8 @@ export class SharedGroup {
       const i = (start + k) % n;
       const m = this.members[i] as Subscription;
       if (m.session === except) continue;
+      // A member the ACL does not let read this message is passed over, not given it (nor the group skipped).
+      if (canRead !== null && m.session.client !== null && !canRead(m.session.client, message)) continue;
       if (m.session.online) {
         if (strategy === 'round_robin') this.cursor = i + 1;
         return m;

@@ -236,6 +236,7 @@ const unusedContext: SessionContext = {
   maxQueued: 10,
   store: null,
   dropped: () => undefined,
+  canRead: null,
   redispatch: () => false,
   now: () => 0,
 };

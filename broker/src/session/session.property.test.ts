@@ -90,6 +90,7 @@ class Real {
       maxInflight,
       maxQueued,
       store: this.store,
+      canRead: null,
       dropped: (_clientId, message, reason) => this.drops.push({ msg: nameOf(message), reason }),
       redispatch: () => assert.fail('no shared groups here'),
       now: () => this.now,

@@ -26,6 +26,11 @@ export interface SessionContext {
   readonly store: Store | null;
   /** A message that could not be delivered; counted and reported to hooks. */
   dropped(clientId: string, message: Message, reason: string): void;
+  /**
+   * May this client receive this message (the ACL's read check), or null when nothing checks reads. Asked again
+   * when a queued or in-flight message is sent, for the client that is connected then.
+   */
+  readonly canRead: ((client: ClientInfo, message: Message) => boolean) | null;
   /** Sends a message of a leaving member to another member of its group; false when none can take it. */
   redispatch(group: SharedGroup, message: Message, qos: QoS, leaving: Session): boolean;
   now(): number;
@@ -45,6 +50,11 @@ export class Session {
   outlet: Outlet | null = null;
   /** Who the client was at its last connection (for read authorization while it is away). */
   client: ClientInfo | null = null;
+  /**
+   * The identity the session belongs to (username, certificate, a token's subject; '' for anonymous): a client
+   * of another identity resuming this client id gets a new session, never this one.
+   */
+  owner = '';
   // The collections below are made on first use: an idle client has none, and the four cost ~700 bytes.
   private subscriptionMap: Map<string, Subscription> | null = null;
   private inflightMap: Map<number, Delivery> | null = null;
@@ -184,11 +194,18 @@ export class Session {
   drain(): void {
     const o = this.outlet;
     if (o === null || this.queued === 0) return;
+    const canRead = this.ctx.canRead;
     while (this.queue.length > 0 && this.inflight.size < this.window) {
       const d = this.queue.shift() as Delivery;
       const store = this.store;
       if (d.message.expiresAt !== 0 && d.message.expired(this.ctx.now())) {
         this.ctx.dropped(this.clientId, d.message, 'expired');
+        store?.deleteDelivery(this.clientId, d.seq);
+        continue;
+      }
+      // Authorized when it was queued, for whoever was connected then: asked again for the client here now.
+      if (canRead !== null && this.client !== null && !canRead(this.client, d.message)) {
+        this.ctx.dropped(this.clientId, d.message, 'not_authorized');
         store?.deleteDelivery(this.clientId, d.seq);
         continue;
       }
@@ -264,6 +281,7 @@ export class Session {
     }
     const now = this.ctx.now();
     const window = this.window;
+    const canRead = this.ctx.canRead;
     let sent = 0;
     for (const d of inflight.values()) {
       if (d.state === AWAIT_COMP) {
@@ -272,6 +290,11 @@ export class Session {
       } else if (d.message.expired(now) && d.qos > 0) {
         this.inflight.delete(d.packetId);
         this.ctx.dropped(this.clientId, d.message, 'expired');
+        this.store?.deleteDelivery(this.clientId, d.seq);
+      } else if (canRead !== null && this.client !== null && !canRead(this.client, d.message)) {
+        // Sent before to an earlier connection: not again unless this client may still read it.
+        this.inflight.delete(d.packetId);
+        this.ctx.dropped(this.clientId, d.message, 'not_authorized');
         this.store?.deleteDelivery(this.clientId, d.seq);
       } else if (sent >= window) {
         d.held = true;

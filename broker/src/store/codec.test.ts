@@ -91,6 +91,23 @@ test('long strings and ids carried in the value (hashed keys) round-trip', () =>
   assert.deepStrictEqual(dec.session('HASH', undefined, enc.session('HASH', true, s)), s);
 });
 
+test('a session keeps its owner: the username, or an identity of its own, written only when it differs', () => {
+  const enc = new Encoder();
+  const dec = new Decoder();
+  const base = { clientId: 'x', expiryInterval: 60, disconnectedAt: 1, subscriptions: [], will: null };
+  const sameAsUser = { ...base, username: 'alice', owner: 'alice' };
+  const plain = enc.session('x', false, sameAsUser);
+  assert.deepStrictEqual(dec.session('x', 'x', plain), { ...base, username: 'alice' }, 'no owner: it is the username');
+  // What older nodes wrote and read: flag 1 and the username, nothing more.
+  assert.deepStrictEqual(Buffer.from(plain), Buffer.from(enc.session('x', false, { ...base, username: 'alice' })));
+  const token = { ...base, username: 'eyJ...', owner: '\u0000jwt:device-7' };
+  assert.deepStrictEqual(dec.session('x', 'x', enc.session('x', false, token)), token);
+  const certificate = { ...base, owner: '\u0000cert:dev-1\u0000' };
+  assert.deepStrictEqual(dec.session('x', 'x', enc.session('x', false, certificate)), certificate);
+  const anonymous = { ...base };
+  assert.deepStrictEqual(dec.session('x', 'x', enc.session('x', false, { ...anonymous, owner: '' })), anonymous);
+});
+
 test('a cluster batch round-trips its messages, targets and groups, and is bound to its inbox key', () => {
   const enc = new Encoder();
   const dec = new Decoder();

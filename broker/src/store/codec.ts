@@ -245,11 +245,12 @@ export class Encoder {
     const w = this.w;
     w.begin();
     if (embedId) w.str(s.clientId);
-    if (s.username === undefined) w.u8(0);
-    else {
-      w.u8(1);
-      w.str(s.username);
-    }
+    // Bit 0: a username follows; bit 1: an owner that is not the username follows (older records have neither
+    // bit 1 nor an owner: their owner is the username, so such records stay readable by older nodes).
+    const owner = s.owner !== undefined && s.owner !== (s.username ?? '') ? s.owner : undefined;
+    w.u8((s.username === undefined ? 0 : 1) | (owner === undefined ? 0 : 2));
+    if (s.username !== undefined) w.str(s.username);
+    if (owner !== undefined) w.str(owner);
     w.varuint(s.expiryInterval, 'session expiry interval');
     w.varuint(s.disconnectedAt, 'disconnectedAt');
     w.varuint(s.subscriptions.length, 'subscription count');
@@ -341,9 +342,10 @@ export class Decoder {
   session(keyPart: string, clientId: string | undefined, value: Buffer): StoredSession {
     const r = this.open(KIND_SESSION, keyPart, -1, value);
     const id = clientId ?? r.str();
-    const hasUsername = r.u8();
-    if (hasUsername > 1) throw new CodecError(`bad username flag ${hasUsername}`);
-    const username = hasUsername === 1 ? r.str() : undefined;
+    const who = r.u8();
+    if (who > 3) throw new CodecError(`bad username flag ${who}`);
+    const username = (who & 1) !== 0 ? r.str() : undefined;
+    const owner = (who & 2) !== 0 ? r.str() : undefined; // undefined: the username (recovery.ts)
     const expiryInterval = r.varuint();
     const disconnectedAt = r.varuint();
     const count = r.varuint();
@@ -371,7 +373,8 @@ export class Decoder {
     }
     r.end();
     const session: StoredSession = { clientId: id, expiryInterval, disconnectedAt, subscriptions, will };
-    return username === undefined ? session : { ...session, username };
+    const withUser = username === undefined ? session : { ...session, username };
+    return owner === undefined ? withUser : { ...withUser, owner };
   }
 
   delivery(keyPart: string, clientId: string | undefined, seq: number, value: Buffer): StoredDelivery {

@@ -24,6 +24,7 @@ export function sessionRecord(s: Session): StoredSession {
   return {
     clientId: s.clientId,
     username: s.client?.username,
+    owner: s.owner,
     expiryInterval: s.expiryInterval,
     disconnectedAt: s.disconnectedAt,
     subscriptions,
@@ -62,6 +63,7 @@ export function restore(broker: Broker, snap: Snapshot): void {
     session.disconnectedAt = since;
     session.stored = true;
     session.client = restoredClient(rec);
+    session.owner = rec.owner ?? rec.username ?? '';
     if (ends <= now) {
       broker.sessions.set(rec.clientId, session);
       if (rec.will) session.pendingWill = willOf(rec.will.message);

@@ -36,6 +36,8 @@ export interface StoredSession {
   readonly clientId: string;
   /** Username of the last connection, for access checks while the client is away (a will, a queued read). */
   readonly username?: string | undefined;
+  /** The identity the session belongs to (Session.owner); a store written before it had one: the username. */
+  readonly owner?: string | undefined;
   /** Session Expiry Interval in seconds (0xFFFFFFFF = never). */
   readonly expiryInterval: number;
   /** Epoch ms of the last disconnect, 0 while connected; with the interval it gives the expiry time. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import type { Connection } from '../../connection/connection.js';
+import type { AuthVerdict } from '../../hooks/types.js';
 import { MqttError } from '../errors.js';
 import { connackCodeV4, RC } from '../reason-codes.js';
 import { isValidClientId, isValidTopicName } from '../validate.js';
@@ -74,19 +75,31 @@ async function authenticate(conn: Connection, packet: IConnectPacket): Promise<b
   }
   try {
     if (gate.wait !== null && !(await gate.wait)) return false;
-    let rc: number;
+    let verdict: AuthVerdict;
     try {
-      rc = await broker.workers.run(() => broker.hooks.authenticate(conn, packet, signal), signal);
+      verdict = await broker.workers.run(() => broker.hooks.authenticate(conn, packet, signal), signal);
     } catch (err) {
       if (signal.aborted) return false;
       throw err;
     }
     if (conn.closed) return false;
-    if (rc !== RC.SUCCESS) throw new MqttError(rc, 'not authorized');
+    if (verdict.rc !== RC.SUCCESS) throw new MqttError(verdict.rc, 'not authorized');
+    conn.identity = verdict.identity ?? defaultIdentity(conn);
     return true;
   } finally {
     gate.leave();
   }
+}
+
+/**
+ * Who owns the sessions this client makes when no authentication hook named someone: its username (the
+ * certificate's name with `tls.cert_username`), else its verified client certificate, else nobody ('', anonymous).
+ * U+0000, which no username may hold [MQTT-1.5.4-2], keeps certificates apart from usernames.
+ */
+function defaultIdentity(conn: Connection): string {
+  if (conn.username !== undefined) return conn.username;
+  const cert = conn.certificate;
+  return cert === undefined ? '' : `\u0000cert:${cert.cn}\u0000${cert.san.join('\u0000')}`;
 }
 
 /** v5 CONNECT properties that must be valid before anything else (MQTT 5 section 3.1.2.11). */
