@@ -24,6 +24,7 @@ import { ConnectionGuard } from './limits/connection-guard.js';
 import { FlappingDetector } from './limits/flapping.js';
 import { Semaphore } from './limits/semaphore.js';
 import { Stats } from './stats.js';
+import { LongTimeout } from './timers/long-timeout.js';
 import { openStore } from './store/index.js';
 import { AWAIT_ACK, Delivery, storedDelivery } from './session/delivery.js';
 import { restore, sessionRecord } from './store/recovery.js';
@@ -494,14 +495,13 @@ export class Broker implements SessionContext {
 
   /** Publishes a session's pending will after `ms`, unless the client comes back first. */
   armWill(session: Session, client: ClientInfo, ms: number): void {
-    session.willTimer = setTimeout(() => {
+    session.willTimer = new LongTimeout(() => {
       session.willTimer = null;
       const w = session.pendingWill;
       session.pendingWill = null;
       if (w) this.publishWill(w, client);
       this.persistSession(session);
     }, ms);
-    session.willTimer.unref();
   }
 
   private scheduleExpiry(session: Session): void {
@@ -510,8 +510,7 @@ export class Broker implements SessionContext {
       return;
     }
     if (session.expiryInterval === NEVER) return;
-    session.expiryTimer = setTimeout(() => this.endSession(session), session.expiryInterval * 1000);
-    session.expiryTimer.unref();
+    session.expiryTimer = new LongTimeout(() => this.endSession(session), session.expiryInterval * 1000);
   }
 
   /** Ends a session: subscriptions go, a will still waiting is published [MQTT-3.1.3-9? will at session end]. */

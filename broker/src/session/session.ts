@@ -6,6 +6,7 @@ import type { SharedGroup } from '../routing/shared.js';
 import type { Subscription } from '../routing/subscription.js';
 import { AWAIT_ACK, AWAIT_COMP, Delivery, storedDelivery } from './delivery.js';
 import { Ring } from './ring.js';
+import type { LongTimeout } from '../timers/long-timeout.js';
 
 /** The connection side a session sends through; implemented by Connection. */
 export interface Outlet {
@@ -62,10 +63,10 @@ export class Session {
   private incomingSet: Set<number> | null = null;
   /** Session Expiry Interval in seconds; 0xFFFFFFFF never expires. */
   expiryInterval = 0;
-  /** Timer that ends the session after expiry while the client is away. */
-  expiryTimer: NodeJS.Timeout | null = null;
-  /** Timer that publishes a delayed will (v5 Will Delay Interval). */
-  willTimer: NodeJS.Timeout | null = null;
+  /** Timer that ends the session after expiry while the client is away (up to 2^32-1 s: a LongTimeout). */
+  expiryTimer: LongTimeout | null = null;
+  /** Timer that publishes a delayed will (v5 Will Delay Interval, up to 2^32-1 s). */
+  willTimer: LongTimeout | null = null;
   /** The will of a connection that ended abnormally, kept while its delay runs. */
   pendingWill: Will | null = null;
   /** Epoch ms when the client went away; 0 while connected. */
@@ -362,8 +363,8 @@ export class Session {
 
   /** Stops this session's timers. */
   clearTimers(): void {
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    if (this.willTimer) clearTimeout(this.willTimer);
+    this.expiryTimer?.clear();
+    this.willTimer?.clear();
     this.expiryTimer = null;
     this.willTimer = null;
   }

@@ -4,6 +4,7 @@ import { Message } from '../message/message.js';
 import { Subscription } from '../routing/subscription.js';
 import { Delivery } from '../session/delivery.js';
 import { Session } from '../session/session.js';
+import { LongTimeout } from '../timers/long-timeout.js';
 import { parseShared } from '../protocol/validate.js';
 import type { Snapshot, StoredSession } from './types.js';
 
@@ -84,8 +85,7 @@ export function restore(broker: Broker, snap: Snapshot): void {
       broker.armWill(session, session.client, Math.max(0, rec.will.at - now));
     }
     if (ends !== Infinity) {
-      session.expiryTimer = setTimeout(() => broker.endSession(session), ends - now);
-      session.expiryTimer.unref();
+      session.expiryTimer = new LongTimeout(() => broker.endSession(session), ends - now);
     }
   }
   for (const d of snap.deliveries) {
