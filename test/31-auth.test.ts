@@ -255,6 +255,17 @@ describe('31 auth', { skip: AGAINST_MOSQUITTO ? 'smq configuration' : false }, (
         assert.equal(await attempt(v, 'd', jwt({ alg: 'RS256', kid: 'ec-1' }, { aud: 'smq', exp: exp() })), refused);
       });
 
+      it(`[v${v}] a connection ends when its token expires${v === 5 ? ' (DISCONNECT 0xA0, maximum connect time)' : ''}`, T, async () => {
+        const expiresIn = 2;
+        const token = jwt({ alg: 'HS256' }, { aud: 'smq', exp: Math.floor(Date.now() / 1000) + expiresIn });
+        const { client: c } = await clients.mqtt(v, { username: 'short-lived', password: token });
+        const reason = new Promise<number | undefined>((resolve) => {
+          c.once('disconnect', (p: { reasonCode?: number }) => resolve(p.reasonCode));
+          c.once('close', () => resolve(undefined));
+        });
+        assert.equal(await withTimeout(reason, (expiresIn + 3) * 1000, 'the broker closed the connection'), v === 5 ? 0xa0 : undefined);
+      });
+
       it(`[v${v}] a clientid claim binds the token to that client id; no token at all is not authorized`, T, async () => {
         const id = uniq('bound');
         const token = jwt({ alg: 'HS256' }, { aud: 'smq', exp: exp(), clientid: id });

@@ -54,6 +54,7 @@ export function createAuthHooks(config: Config, log: Logger, throttle: FailureTh
       jwksFile: auth.jwt.jwks_file,
       issuer: auth.jwt.issuer,
       audience: auth.jwt.audience,
+      disconnectOnExpiry: auth.jwt.disconnect_on_expiry,
       log,
     }));
   }

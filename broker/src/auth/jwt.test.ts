@@ -165,7 +165,7 @@ test('JwtAuth: no token abstains, a valid one allows, a bad one is bad username 
   const good = token({ alg: 'RS256', kid: 'rsa-1' }, { ...valid, aud: 'smq', clientid: 'c1', username: 'u1' }, rsa.privateKey);
   assert.equal(hook.authenticate(client('c1', 'u1'), connect('c1', 'u1', undefined)), undefined, 'no password: no token');
   assert.equal(hook.authenticate(client('c1', 'u1'), connect('c1', 'u1', 'plain password')), undefined, 'not a token');
-  assert.deepEqual(hook.authenticate(client('c1', 'u1'), connect('c1', 'u1', good)), { ok: true });
+  assert.deepEqual(hook.authenticate(client('c1', 'u1'), connect('c1', 'u1', good)), { ok: true, identity: 'u1' });
   assert.deepEqual(hook.authenticate(client('c2', 'u1'), connect('c2', 'u1', good)), bad, 'clientid claim');
   assert.deepEqual(hook.authenticate(client('c1', 'u2'), connect('c1', 'u2', good)), bad, 'username claim');
   const noAud = token({ alg: 'HS256' }, valid, SECRET);
@@ -186,6 +186,16 @@ test('JwtAuth with from: username reads the token from the username and skips th
   const hook = new JwtAuth({ from: 'username', secret: SECRET, jwksFile: '', issuer: '', audience: '', log: pino({ level: 'silent' }), now: () => NOW });
   t.after(() => hook.onStop());
   const tok = token({ alg: 'HS256' }, { ...valid, username: 'someone' }, SECRET);
-  assert.deepEqual(hook.authenticate(client('c1', tok), connect('c1', tok, undefined)), { ok: true });
+  assert.deepEqual(hook.authenticate(client('c1', tok), connect('c1', tok, undefined)), { ok: true, identity: 'someone' });
   assert.equal(hook.authenticate(client('c1', 'alice'), connect('c1', 'alice', tok)), undefined, 'the password is not looked at');
+  // The token is the username and changes at every refresh: its subject names the session's owner.
+  const bySub = token({ alg: 'HS256' }, { ...valid, sub: 'device-7' }, SECRET);
+  assert.deepEqual(hook.authenticate(client('c1', bySub), connect('c1', bySub, undefined)), { ok: true, identity: '\u0000jwt:device-7' });
+});
+
+test('JwtAuth with disconnect_on_expiry names when the token expires', (t) => {
+  const hook = new JwtAuth({ from: 'password', secret: SECRET, jwksFile: '', issuer: '', audience: '', disconnectOnExpiry: true, log: pino({ level: 'silent' }), now: () => NOW });
+  t.after(() => hook.onStop());
+  const tok = token({ alg: 'HS256' }, valid, SECRET);
+  assert.deepEqual(hook.authenticate(client('c1', 'u'), connect('c1', 'u', tok)), { ok: true, expiresAt: (valid.exp as number) * 1000 });
 });

@@ -191,6 +191,8 @@ export interface JwtAuthOptions {
   readonly jwksFile: string;
   readonly issuer: string;
   readonly audience: string;
+  /** Name the token's expiry in the answer, so the connection is closed when it passes. */
+  readonly disconnectOnExpiry?: boolean;
   readonly log: Logger;
   /** Seconds since the epoch; injectable for tests. */
   readonly now?: () => number;
@@ -252,7 +254,15 @@ export class JwtAuth implements Hook {
       // With the token in the username field, the username is the token itself: nothing to compare.
       else if (fromPassword && username !== undefined && username !== client.username) reason = 'username claim does not match';
     }
-    if (reason === undefined) return { ok: true, identity: verdict.ok ? identityOf(verdict.claims, fromPassword) : undefined };
+    if (reason === undefined && verdict.ok) {
+      const exp = verdict.claims['exp'] as number; // checked by verifyJwt
+      const identity = identityOf(verdict.claims, fromPassword);
+      return {
+        ok: true,
+        ...(identity === undefined ? {} : { identity }),
+        ...(this.options.disconnectOnExpiry === true ? { expiresAt: exp * 1000 } : {}),
+      };
+    }
     this.options.log.info({ clientId: client.clientId, reason }, 'jwt refused');
     return BAD_CREDENTIALS;
   }

@@ -69,7 +69,7 @@ export const DEFAULTS: Config = deepFreeze({
     enable: false,
     password_file: '',
     http: { url: '', timeout: 5000, cache_ttl: 60, on_error: 'deny' },
-    jwt: { from: 'password', secret: '', jwks_file: '', issuer: '', audience: '' },
+    jwt: { from: 'password', secret: '', jwks_file: '', issuer: '', audience: '', disconnect_on_expiry: true },
     max_failures: 5,
     failure_window: 60,
     failure_delay: 1000,

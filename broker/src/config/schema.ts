@@ -250,6 +250,10 @@ const KEYS = [
   { path: 'auth.jwt.issuer', kind: 'string', description: 'required JWT iss claim; empty accepts any' },
   { path: 'auth.jwt.audience', kind: 'string', description: 'required JWT aud claim; empty accepts any' },
   {
+    path: 'auth.jwt.disconnect_on_expiry', kind: 'bool',
+    description: "close a connection when its token's exp passes (v5 DISCONNECT 0xA0, maximum connect time)",
+  },
+  {
     path: 'auth.max_failures', kind: 'int', min: 0, max: INT32,
     description: 'failed logins from one address before further attempts are slowed; 0 = never slowed',
   },

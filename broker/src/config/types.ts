@@ -75,6 +75,8 @@ export interface AuthConfig {
     readonly issuer: string;
     /** Required `aud`, if not empty. */
     readonly audience: string;
+    /** Close a connection when its token's `exp` passes (v5 DISCONNECT 0xA0). */
+    readonly disconnect_on_expiry: boolean;
   };
   /** Failed logins from one address within `failure_window` seconds before new attempts are slowed down. */
   readonly max_failures: number;

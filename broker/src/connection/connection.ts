@@ -62,6 +62,8 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
   username: string | undefined = undefined;
   /** Who authentication says this client is (see connect.ts); the sessions it makes belong to it. */
   identity = '';
+  /** Epoch ms at which the client's credentials (a JWT) expire and the connection is closed; 0 for never. */
+  credentialsExpireAt = 0;
   /** Set once CONNACK 0x00 has been sent. */
   connected = false;
   /** Set once the close has begun; nothing more is read or written after it. */
@@ -164,6 +166,10 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
       if (now < this.connectDeadline) return;
       this.closeReason = 'connect timeout';
       this.close(undefined, true);
+    } else if (this.credentialsExpireAt !== 0 && now >= this.credentialsExpireAt) {
+      // A deadline the sweep checks, like keep-alive: no timer, so no 24.8-day ceiling on a token's lifetime.
+      this.closeReason = 'credentials expired';
+      this.close(RC.MAXIMUM_CONNECT_TIME);
     } else if (this.silenceMs > 0 && this.backlog === null && now - this.lastSeen > this.silenceMs) {
       // While the broker holds this client's packets (flow control, a slow ACL backend) it is the broker that
       // is not reading, not the client that is silent: the keep-alive counts from when reading resumes.

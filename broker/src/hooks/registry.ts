@@ -64,7 +64,7 @@ export class HookRegistry {
       for (const h of this.authenticateHooks) {
         signal?.throwIfAborted();
         const r = await (h.authenticate as Fn<'authenticate'>).call(h, client, connect, signal);
-        if (r !== undefined) return r.ok ? { rc: RC.SUCCESS, identity: r.identity } : { rc: r.reasonCode, identity: undefined };
+        if (r !== undefined) return r.ok ? { rc: RC.SUCCESS, identity: r.identity, expiresAt: r.expiresAt } : { rc: r.reasonCode, identity: undefined };
       }
     }
     // No backend answered: with auth.enable on, nobody gets in anonymously.

@@ -25,10 +25,11 @@ export interface ClientInfo {
 
 /**
  * The answer of an authentication hook. `undefined` abstains and lets the next hook decide. An accepting hook may
- * name the `identity` it established (a JWT's subject, say) when the username is not it; sessions belong to it.
+ * name the `identity` it established (a JWT's subject, say) when the username is not it (sessions belong to it),
+ * and when the credentials stop being valid (`expiresAt`, epoch ms: the connection is closed then).
  */
 export type AuthResult =
-  | { readonly ok: true; readonly identity?: string }
+  | { readonly ok: true; readonly identity?: string; readonly expiresAt?: number }
   | { readonly ok: false; readonly reasonCode: number }
   | undefined;
 
@@ -36,6 +37,8 @@ export type AuthResult =
 export interface AuthVerdict {
   readonly rc: number;
   readonly identity: string | undefined;
+  /** Epoch ms at which the credentials expire, if a hook said so. */
+  readonly expiresAt?: number | undefined;
 }
 
 /**

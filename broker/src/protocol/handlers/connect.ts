@@ -85,6 +85,7 @@ async function authenticate(conn: Connection, packet: IConnectPacket): Promise<b
     if (conn.closed) return false;
     if (verdict.rc !== RC.SUCCESS) throw new MqttError(verdict.rc, 'not authorized');
     conn.identity = verdict.identity ?? defaultIdentity(conn);
+    if (verdict.expiresAt !== undefined) conn.credentialsExpireAt = verdict.expiresAt;
     return true;
   } finally {
     gate.leave();
