@@ -82,6 +82,27 @@ for (const version of VERSIONS) {
         await bystander.assertWorks();
       });
 
+      test('a flood of refused sockets is closed at once past a few, instead of being held to the connect timeout', async () => {
+        // A connect timeout far longer than the wait below: closing them at its end would not pass.
+        broker = await startBroker({ config: { limits: { max_connections_per_address: 2 }, mqtt: { connect_timeout: 120 } } });
+        const bystander = await Bystander.start(pool, broker.port, version);
+        // 300 sockets from one address that never send CONNECT: two are admitted, a few refused ones are kept to
+        // be told why, the rest must be closed by the broker now (not after mqtt.connect_timeout).
+        const sockets = await Promise.all(Array.from({ length: 300 }, () => RawClient.open(broker.port, version, '127.0.0.1', '127.0.4.1')));
+        for (const s of sockets) pool.add(s);
+        // Two admitted and at most eight refused-but-explained stay open; all others are closed by the broker.
+        const expected = sockets.length - 2 - 8;
+        let closed = 0;
+        await new Promise<void>((resolve, reject) => {
+          const late = setTimeout(() => reject(new Error(`only ${closed} of ${expected} refused sockets closed within 20 s`)), 20000);
+          for (const s of sockets) void s.closed.then(() => { if (++closed === expected) { clearTimeout(late); resolve(); } });
+        });
+        const other = await connectFrom(broker.port, version, '127.0.4.2');
+        pool.add(other.client);
+        assert.equal(other.code, 0, 'another address connects as usual');
+        await bystander.assertWorks();
+      });
+
       test('flapping: a client id reconnecting too often is banned, other ids are not', async () => {
         await withLimits({ flapping_max: 3, flapping_window: 60, flapping_ban: 60 });
         const bystander = await Bystander.start(pool, broker.port, version);

@@ -345,13 +345,19 @@ export class Broker implements SessionContext {
       return;
     }
     this.stats.connectionsTotal++;
-    const conn = new Connection(this, stream, peer);
-    // A refused connection is still served until its CONNECT, so the client learns why from CONNACK.
     const refusal = this.guard.admit(peer.remoteAddress, this.now());
-    if (refusal) {
-      conn.refusal = refusal;
+    if (refusal !== null) {
       this.limitHit(refusal.limit);
+      // A refused connection is served until its CONNECT, so the client learns why from CONNACK; but only so
+      // many at once, or a flood of them would hold every file descriptor.
+      if (!this.guard.explain(peer.remoteAddress)) {
+        this.guard.release(peer.remoteAddress);
+        stream.destroy();
+        return;
+      }
     }
+    const conn = new Connection(this, stream, peer);
+    conn.refusal = refusal;
     this.connections.add(conn);
     if (this.sweeper === null) {
       this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
@@ -431,7 +437,7 @@ export class Broker implements SessionContext {
 
   /** The stream of a connection has closed. */
   connectionClosed(conn: Connection): void {
-    if (this.connections.delete(conn)) this.guard.release(conn.remoteAddress);
+    if (this.connections.delete(conn)) this.guard.release(conn.remoteAddress, conn.refusal !== null);
     this.release(conn, false);
   }
 

@@ -6,6 +6,14 @@ import { TokenBucket } from './token-bucket.js';
 const SWEEP_AT = 10000;
 
 /**
+ * Refused connections kept open at once so they can be told why (CONNACK) in all, and from one address. Past
+ * these they are closed at once: otherwise a flood of refused sockets, each kept until its CONNECT or the connect
+ * timeout, would use up the process's file descriptors and lock out everyone else.
+ */
+export const MAX_EXPLAINED = 1024;
+export const MAX_EXPLAINED_PER_ADDRESS = 8;
+
+/**
  * Admission of new connections: the total, per-address and per-address-rate limits. A refused socket is
  * still served until its CONNECT so that the client learns why (CONNACK with the reason), bounded by the
  * connect timeout.
@@ -15,6 +23,9 @@ export class ConnectionGuard {
   private total = 0;
   private readonly perAddress = new Map<string, number>();
   private readonly rates = new Map<string, TokenBucket>();
+  /** Refused connections kept open to be told why, in all and per address. */
+  private explaining = 0;
+  private readonly explainingPer = new Map<string, number>();
 
   constructor(limits: LimitsConfig) {
     this.limits = limits;
@@ -44,12 +55,30 @@ export class ConnectionGuard {
     return null;
   }
 
-  /** The connection from `address` has closed. */
-  release(address: string): void {
+  /**
+   * A refused connection from `address`: true when it may be kept open until its CONNECT to be told why (then
+   * `release(address, true)` when it closes), false when too many refused ones are open already and it must be
+   * closed at once (then `release(address, false)`).
+   */
+  explain(address: string): boolean {
+    const n = this.explainingPer.get(address) ?? 0;
+    if (this.explaining >= MAX_EXPLAINED || n >= MAX_EXPLAINED_PER_ADDRESS) return false;
+    this.explaining++;
+    this.explainingPer.set(address, n + 1);
+    return true;
+  }
+
+  /** The connection from `address` has closed; `explained`: it was a refused one kept open by explain(). */
+  release(address: string, explained = false): void {
     this.total--;
     const n = (this.perAddress.get(address) ?? 1) - 1;
     if (n <= 0) this.perAddress.delete(address);
     else this.perAddress.set(address, n);
+    if (!explained) return;
+    this.explaining--;
+    const e = (this.explainingPer.get(address) ?? 1) - 1;
+    if (e <= 0) this.explainingPer.delete(address);
+    else this.explainingPer.set(address, e);
   }
 
   /** Open connections counted, for tests and metrics. */

@@ -106,3 +106,28 @@ test('semaphore: a job whose client went away leaves the queue at once and never
   assert.equal(ran, false);
   await assert.rejects(sem.run(async () => undefined, gone.signal), /client went away/, 'an aborted signal never queues');
 });
+
+test('connection guard: refused connections are kept open to be told why only up to a bound, in all and per address', async () => {
+  const { MAX_EXPLAINED, MAX_EXPLAINED_PER_ADDRESS } = await import('./connection-guard.js');
+  const g = new ConnectionGuard({ ...DEFAULTS.limits, max_connections: 1, max_connections_per_address: 0, connection_rate: 0 });
+  assert.equal(g.admit('10.0.0.1', 0), null);
+  const explained: string[] = [];
+  for (let i = 0; i < MAX_EXPLAINED_PER_ADDRESS + 1; i++) {
+    assert.ok(g.admit('10.0.0.2', 0) !== null);
+    if (g.explain('10.0.0.2')) explained.push('10.0.0.2');
+    else g.release('10.0.0.2');
+  }
+  assert.equal(explained.length, MAX_EXPLAINED_PER_ADDRESS, 'one address gets only so many explanations at once');
+  let others = 0;
+  for (let i = 0; i < MAX_EXPLAINED + 10; i++) {
+    const a = `10.1.${i >> 8}.${i & 255}`;
+    assert.ok(g.admit(a, 0) !== null);
+    if (g.explain(a)) others++;
+    else g.release(a);
+  }
+  assert.equal(others, MAX_EXPLAINED - MAX_EXPLAINED_PER_ADDRESS, 'and all addresses together only so many');
+  g.release('10.0.0.2', true);
+  assert.ok(g.admit('10.0.0.2', 0) !== null);
+  assert.equal(g.explain('10.0.0.2'), true, 'a closed explanation makes room');
+  assert.equal(g.open, 1 + MAX_EXPLAINED, 'every admitted connection is counted until released');
+});
