@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { after, before, test } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
@@ -75,6 +76,31 @@ test('the API refuses a missing or wrong x-token with 401 and a JSON error, and 
   writeFileSync(tokenFile, 'from-file-2\n');
   assert.equal((await fetch(`${base}/api/v1/stats`, { headers: { 'x-token': 'from-file-1' } })).status, 401);
   assert.equal((await fetch(`${base}/api/v1/stats`, { headers: { 'x-token': 'from-file-2' } })).status, 200);
+});
+
+/** GET /api/v1/stats from a chosen local address (127.0.0.x): the status, Retry-After and the error code. */
+function statsFrom(localAddress: string, token: string): Promise<{ status: number; retryAfter: string | undefined; code: unknown }> {
+  const url = new URL(`${base}/api/v1/stats`);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, localAddress, headers: { 'x-token': token } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code: (JSON.parse(body) as { code?: unknown }).code }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('an address that keeps sending wrong tokens is told to wait (429, Retry-After); other addresses are not', async () => {
+  const guesser = '127.0.0.7';
+  // auth.max_failures (5) wrong tokens are refused with 401 ...
+  for (let i = 0; i < 5; i++) assert.equal((await statsFrom(guesser, `guess-${i}`)).status, 401);
+  // ... then every call from that address waits its delay, even with the right token: guessing gains nothing.
+  const slowed = await statsFrom(guesser, 't0ken');
+  assert.deepEqual([slowed.status, slowed.retryAfter, slowed.code], [429, '1', 'TOO_MANY_FAILURES']);
+  assert.equal((await statsFrom('127.0.0.1', 't0ken')).status, 200, 'another address is not affected');
 });
 
 test('clients are listed, filtered and kicked (v5 DISCONNECT 0x98 administrative action)', async () => {

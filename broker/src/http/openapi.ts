@@ -58,7 +58,7 @@ const badTopic = failure('BAD_TOPIC: not a topic name (empty, + or #, U+0000); B
 const badPath = failure('BAD_PATH: the path is not valid percent-encoding');
 
 export function openApiDocument(version: string): Record<string, unknown> {
-  return {
+  return withThrottleAnswers({
     openapi: '3.0.3',
     info: { title: 'smq HTTP API', version, description: 'Every call needs the x-token header (http.tokens or http.token_file).' },
     servers: [{ url: '/api/v1' }],
@@ -187,5 +187,22 @@ export function openApiDocument(version: string): Record<string, unknown> {
         },
       },
     },
-  };
+  });
+}
+
+const tooMany = {
+  description: 'TOO_MANY_FAILURES: too many wrong tokens from this address lately (auth.max_failures); Retry-After says when to try again',
+  headers: { 'Retry-After': { description: 'seconds to wait', schema: { type: 'integer' } } },
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+};
+
+/** Every call that can be refused for its token (401) can also be told to wait (429): added in one place. */
+function withThrottleAnswers(doc: { paths: Record<string, unknown> } & Record<string, unknown>): Record<string, unknown> {
+  for (const item of Object.values(doc.paths) as Record<string, unknown>[]) {
+    for (const op of Object.values(item)) {
+      const responses = (op as { responses?: Record<string, unknown> }).responses;
+      if (responses !== undefined && '401' in responses) responses['429'] = tooMany;
+    }
+  }
+  return doc;
 }

@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:http';
-import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Broker } from '../broker.js';
 import { listenOn, type Bound } from '../listeners/types.js';
@@ -7,6 +6,7 @@ import { brokerMetrics } from './metrics.js';
 import swaggerUi from 'swagger-ui-express';
 import { apiRouter } from './api.js';
 import { openApiDocument } from './openapi.js';
+import { ApiTokens } from './tokens.js';
 
 /** An error answer: JSON with a stable code (the codes are listed in the OpenAPI document). */
 export function fail(res: Response, status: number, code: string, message: string): void {
@@ -56,12 +56,13 @@ export class HttpService {
     // The page before the static files: swagger-ui-dist ships its own index.html, which shows the Petstore.
     app.get(['/api/v1/swagger/', '/api/v1/swagger/index.html'], swaggerUi.setup(doc));
     app.use('/api/v1/swagger', swaggerUi.serve);
-    const tokens = new Set(broker.config.http.tokens);
-    const file = broker.config.http.token_file;
+    const tokens = new ApiTokens(broker.config);
     app.use('/api/v1', (req: Request, res: Response, next: NextFunction) => {
-      const token = req.get('x-token');
-      if (token !== undefined && token !== '' && (tokens.has(token) || fileTokens(file).has(token))) next();
-      else fail(res, 401, 'UNAUTHORIZED', 'a valid x-token header is required');
+      const verdict = tokens.check(req.socket.remoteAddress ?? '', req.get('x-token'));
+      if (verdict.ok) return next();
+      if (verdict.retryAfterMs === 0) return fail(res, 401, 'UNAUTHORIZED', 'a valid x-token header is required');
+      res.set('retry-after', String(Math.ceil(verdict.retryAfterMs / 1000)));
+      fail(res, 429, 'TOO_MANY_FAILURES', 'too many requests with a wrong token from this address: try again later');
     }, apiRouter(broker));
     app.use((_req: Request, res: Response) => fail(res, 404, 'NOT_FOUND', 'no such endpoint'));
     app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
@@ -83,15 +84,3 @@ export class HttpService {
     });
   }
 }
-
-/** Tokens of `http.token_file` (one per line), read per request so a rotated Secret applies at once. */
-function fileTokens(file: string): Set<string> {
-  if (file === '') return EMPTY;
-  try {
-    return new Set(readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== ''));
-  } catch {
-    return EMPTY;
-  }
-}
-
-const EMPTY: Set<string> = new Set();
