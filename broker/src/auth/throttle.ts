@@ -76,6 +76,18 @@ export class FailureThrottle {
     return Math.min(this.maxDelayMs, this.delayMs * 2 ** (n - this.maxFailures));
   }
 
+  /**
+   * Milliseconds until `address` may try again when each attempt must come at least its delay after the last
+   * failure (the HTTP API's rule: refused attempts are not held open, they are told when to come back).
+   */
+  retryAfter(address: string): number {
+    const delay = this.delayFor(address);
+    if (delay === 0) return 0;
+    const times = this.failures.get(address);
+    const last = times?.[times.length - 1] ?? 0;
+    return Math.max(0, last + delay - this.now());
+  }
+
   /** Records a failed login; returns the failures of `address` within the window, this one included. */
   recordFailure(address: string): number {
     const now = this.now();

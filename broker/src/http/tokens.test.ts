@@ -21,7 +21,12 @@ test('API tokens: configured and file tokens pass, others fail; failures from on
   assert.deepEqual(tokens.check('10.0.0.1', ''), { ok: false, retryAfterMs: 0 });
   assert.deepEqual(tokens.check('10.0.0.1', 'a-token'), { ok: false, retryAfterMs: 500 }, 'two failures: even the right token waits');
   assert.deepEqual(tokens.check('10.0.0.2', 'a-token'), { ok: true }, 'another address is not affected');
-  now += 60_001;
-  assert.deepEqual(tokens.check('10.0.0.1', 'a-token'), { ok: true }, 'the failures leave the window');
+  now += 200;
+  assert.deepEqual(tokens.check('10.0.0.1', 'a-token'), { ok: false, retryAfterMs: 300 }, 'the wait counts from the last failure');
+  now += 300;
+  assert.deepEqual(tokens.check('10.0.0.1', 'wrong'), { ok: false, retryAfterMs: 0 }, 'once waited, a try is checked');
+  assert.deepEqual(tokens.check('10.0.0.1', 'a-token'), { ok: false, retryAfterMs: 1000 }, 'and a third failure doubles the wait');
+  now += 1000;
+  assert.deepEqual(tokens.check('10.0.0.1', 'a-token'), { ok: true }, 'the right token after the wait gets in and clears the address');
   assert.deepEqual(tokens.check('10.0.0.1', undefined), { ok: false, retryAfterMs: 0 });
 });

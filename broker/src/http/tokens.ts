@@ -37,7 +37,7 @@ export class ApiTokens {
 
   /** Checks the token a request from `address` carries (undefined: none). */
   check(address: string, token: string | undefined): TokenVerdict {
-    const wait = this.throttle.delayFor(address);
+    const wait = this.throttle.retryAfter(address);
     if (wait > 0) return { ok: false, retryAfterMs: wait };
     if (token !== undefined && token !== '' && this.known(digest(token))) {
       this.throttle.reset(address);
