@@ -173,10 +173,11 @@ export class Broker implements SessionContext {
     this.listeners.push(new TcpListener(c.host, c.port, accept));
     if (c.tls.enable && secure) this.listeners.push(new TlsListener(c.host, c.tls.port, secure, accept));
     if (c.ws.enable) {
-      this.listeners.push(new WebSocketListener(c.ws.host || c.host, c.ws.port, c.ws.path, c.mqtt.max_packet_size + 5, accept));
+      this.listeners.push(new WebSocketListener(c.ws.host || c.host, c.ws.port, c.ws.path, c.mqtt.max_packet_size + 5, accept, { log: this.log }));
     }
     if (c.wss.enable && secure) {
-      this.listeners.push(new WebSocketListener(c.wss.host || c.host, c.wss.port, c.wss.path, c.mqtt.max_packet_size + 5, accept, secure));
+      this.listeners.push(new WebSocketListener(c.wss.host || c.host, c.wss.port, c.wss.path, c.mqtt.max_packet_size + 5, accept,
+        { secure, log: this.log }));
     }
     const bound: Bound[] = [];
     for (const l of this.listeners) bound.push(await l.listen());
