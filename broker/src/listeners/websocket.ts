@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
 import { verifiedPeerCertificate } from './certificates.js';
+import { ProxyFront, RelayedAddresses, type ProxyOptions } from './proxy-front.js';
 import { serverOptions, superviseSecureServer, type SecureOptions } from './tls.js';
 import { listenOn, type Bound, type Listener, type OnConnection } from './types.js';
 
@@ -15,6 +17,8 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'] as const;
 export interface WebSocketOptions {
   /** Serve wss over HTTPS with the broker's TLS certificates. */
   readonly secure?: SecureOptions | undefined;
+  /** Trusted proxies (X-Forwarded-For) and the PROXY protocol. */
+  readonly proxy?: ProxyOptions | undefined;
   /** Where connections closed by the listener itself (a text frame) are logged, at debug. */
   readonly log?: Logger | undefined;
 }
@@ -22,34 +26,40 @@ export interface WebSocketOptions {
 /**
  * MQTT over WebSocket (binary frames, subprotocol `mqtt`) on one path, as MQTT 5.0 section 6 describes. With
  * `secure` it serves wss over HTTPS with the broker's TLS certificates (rotated in place, mutual TLS when
- * `tls.verify` is on) and reports the transport as `wss`.
+ * `tls.verify` is on) and reports the transport as `wss`. The client's address is the peer's, or the one a
+ * PROXY header gave; from a trusted proxy, X-Forwarded-For is read too.
  */
 export class WebSocketListener implements Listener {
-  /** The HTTP(S) server that upgrades requests. */
+  /** The HTTP(S) server that upgrades requests (listening itself unless a PROXY front is). */
   private readonly http: Server;
+  private readonly front: ProxyFront | null;
   private readonly wss: WebSocketServer;
   private readonly host: string;
   private readonly port: number;
   private readonly path: string;
   private readonly transport: 'ws' | 'wss';
   private readonly unsubscribe: (() => void) | null;
+  private readonly relayed: RelayedAddresses | null;
+  private readonly proxy: ProxyOptions | undefined;
   private readonly onConnection: OnConnection;
   private readonly log: Logger | undefined;
 
   constructor(host: string, port: number, path: string, maxPayload: number, onConnection: OnConnection, options: WebSocketOptions = {}) {
-    const { secure } = options;
+    const { secure, proxy } = options;
     this.log = options.log;
     this.host = host;
     this.port = port;
     this.path = path;
     this.transport = secure ? 'wss' : 'ws';
+    this.proxy = proxy;
     this.onConnection = onConnection;
+    this.relayed = proxy?.protocol === true ? new RelayedAddresses() : null;
     const refuse: RequestListener = (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: upgrade required\n');
     };
     if (secure) {
       const https = createHttpsServer(serverOptions(secure), refuse);
-      this.unsubscribe = superviseSecureServer(https, secure, 'wss');
+      this.unsubscribe = superviseSecureServer(https, secure, 'wss', (socket) => this.peerOf(socket));
       this.http = https;
     } else {
       this.http = createServer(refuse);
@@ -62,6 +72,16 @@ export class WebSocketListener implements Listener {
       handleProtocols: (offered: Set<string>) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    const relayed = this.relayed;
+    if (proxy !== undefined && relayed !== null) {
+      this.front = new ProxyFront(this.transport, proxy, (socket, address) => {
+        relayed.remember(socket, address);
+        // Node documents this for injecting a connection into an HTTP(S) server.
+        this.http.emit('connection', socket);
+      });
+    } else {
+      this.front = null;
+    }
   }
 
   /** Checks the path and the subprotocols offered, then lets ws complete the handshake. */
@@ -84,9 +104,10 @@ export class WebSocketListener implements Listener {
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const transport = this.transport;
+    const peer = this.peerOf(req.socket);
     const forwarded = req.headers['x-forwarded-for'];
-    const remote = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined;
-    const remoteAddress = remote || req.socket.remoteAddress || '';
+    // Node joins repeated X-Forwarded-For headers with ", ", which is how one list reads anyway.
+    const remoteAddress = this.proxy?.trusted.clientAddress(peer, typeof forwarded === 'string' ? forwarded : undefined) ?? peer;
     const certificate = transport === 'wss' ? verifiedPeerCertificate(req.socket as TLSSocket) : undefined;
     const stream = createWebSocketStream(ws);
     // Ahead of the stream's own listener, so a text message is seen first and never reaches MQTT: destroying
@@ -105,13 +126,20 @@ export class WebSocketListener implements Listener {
     this.onConnection(stream, { transport, remoteAddress, certificate });
   }
 
+  /** The address of the immediate peer: the one its PROXY header gave, else the socket's. */
+  private peerOf(socket: Socket): string {
+    return this.relayed?.addressOf(socket) ?? socket.remoteAddress ?? '';
+  }
+
   listen(): Promise<Bound> {
-    return listenOn(this.http, this.host, this.port, this.transport);
+    return listenOn(this.front?.server ?? this.http, this.host, this.port, this.transport);
   }
 
   close(): Promise<void> {
     this.unsubscribe?.();
-    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    const server = this.front?.server ?? this.http;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.front?.closePending();
     this.wss.close();
     return closed;
   }
