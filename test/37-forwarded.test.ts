@@ -1,10 +1,10 @@
 /**
- * 36 forwarded: X-Forwarded-For on the ws and wss listeners counts only from a trusted proxy
- * (`proxy.trusted: [127.0.0.1/32, 127.0.0.3/32]`). An untrusted peer (another 127.0.0.x) naming 10.x.y.z in the header does not
- * pass an ACL rule for 10.0.0.0/8, is not listed or counted under that address, and does not use up that
- * address's per-address limit; the same header from the trusted peer does all three. From a trusted peer the
- * chain is read from the right (a forged left-most entry is ignored), and a header with a malformed entry is
- * not believed at all.
+ * 37 forwarded: X-Forwarded-For on the ws and wss listeners counts only from a trusted proxy
+ * (`proxy.trusted: [127.0.0.1/32, 127.0.0.3/32]`). An untrusted peer (another 127.0.0.x) naming 10.x.y.z in
+ * the header does not pass an ACL rule for 10.0.0.0/8, is not listed or counted under that address, and does
+ * not use up that address's per-address limit; the same header from the trusted peer does all three. From a
+ * trusted peer the chain is read from the right (a forged left-most entry is ignored), and a header with a
+ * malformed entry is not believed at all.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
