@@ -1,7 +1,8 @@
 /**
  * MQTT over WebSocket (`ws.path`, default /mqtt): MQTT.js over ws:// exchanges messages with a TCP client
- * both ways for protocol 4 and 5; the `mqtt` subprotocol is echoed in the handshake; other paths are
- * refused.
+ * both ways for protocol 4 and 5; the `mqtt` subprotocol is echoed in the handshake (`mqttv3.1` for MQTT 3.1
+ * clients); an upgrade that does not offer either, or on another path, is refused; MQTT in a text frame
+ * closes the connection unanswered.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -84,6 +85,13 @@ function rawWs(url: string, protocols: string | string[]): Promise<{ ws?: WebSoc
   });
 }
 
+/** `promise`, or a rejection naming `what` after `ms`: a broker that never closes fails the test, not hangs it. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what} not within ${ms} ms`)), ms); });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 before(async () => {
   broker = await startBroker({ config: { ws: { enable: true, port: 0, path: '/mqtt' } } });
   assert.ok(broker.wsPort, 'the broker reported no ws listener');
@@ -144,6 +152,54 @@ describe('WebSocket handshake', () => {
     assert.equal(p.cmd, 'connack');
     assert.equal((p as mqttPacket.IConnackPacket).returnCode, 0);
     ws.close();
+  });
+
+  for (const offered of [['mqttv3.1'], ['foo', 'mqttv3.1', 'mqtt']]) {
+    test(`offering ${offered.join(', ')}: the server selects ${offered.includes('mqtt') ? 'mqtt' : 'mqttv3.1'}`, async () => {
+      const { ws, status, error } = await rawWs(wsUrl, offered);
+      assert.ok(ws, `upgrade refused: status ${status}, ${error?.message}`);
+      assert.equal(ws.protocol, offered.includes('mqtt') ? 'mqtt' : 'mqttv3.1'); // [MQTT-6.0.0-4]
+      ws.close();
+    });
+  }
+
+  // [MQTT-6.0.0-3] a client must offer "mqtt"; one that offers only others, or none, is not an MQTT client.
+  for (const offered of [['foo'], []]) {
+    test(`an upgrade offering ${offered.length === 0 ? 'no subprotocol' : 'only "foo"'} is refused with an HTTP error`, async () => {
+      const { ws, status, error } = await rawWs(wsUrl, offered);
+      ws?.terminate();
+      assert.equal(ws, undefined, 'the upgrade was accepted');
+      assert.equal(status, 400, `status ${status}, error ${error?.message}`);
+    });
+  }
+
+  for (const protocolVersion of [4, 5] as const) {
+    test(`a CONNECT in a text frame closes the connection unanswered, protocol ${protocolVersion}`, async () => {
+      const { ws, status, error } = await rawWs(wsUrl, 'mqtt');
+      assert.ok(ws, `upgrade refused: status ${status}, ${error?.message}`);
+      const answers: Buffer[] = [];
+      ws.on('message', (data: Buffer) => answers.push(data));
+      const closed = new Promise<number>((resolve) => ws.once('close', (code: number) => resolve(code)));
+      const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion, clientId: `ws-text-${protocolVersion}`, clean: true, keepalive: 30 });
+      ws.send(connect, { binary: false }); // [MQTT-6.0.0-1] only binary frames carry MQTT
+      const code = await within(closed, 5000, 'the close');
+      assert.deepEqual(answers, [], 'the broker answered a CONNECT sent in a text frame');
+      assert.ok(code === 1003 || code === 1006, `close code ${code}`);
+    });
+  }
+
+  test('a text frame after a binary CONNECT closes the connection too', async () => {
+    const { ws, status, error } = await rawWs(wsUrl, 'mqtt');
+    assert.ok(ws, `upgrade refused: status ${status}, ${error?.message}`);
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    const connack = new Promise<void>((resolve) => ws.once('message', () => resolve()));
+    ws.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `ws-text-late-${process.pid}`, clean: true, keepalive: 30 }));
+    await within(connack, 5000, 'the CONNACK');
+    // A QoS 0 PUBLISH whose bytes are all ASCII: valid UTF-8, so only the frame type can close the connection.
+    const publish = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 0, retain: false, dup: false });
+    assert.ok(publish.every((b) => b < 0x80));
+    ws.send(publish, { binary: false });
+    await within(closed, 5000, 'the close');
   });
 
   test('an upgrade on another path is refused', { skip: AGAINST_MOSQUITTO && 'mosquitto serves MQTT on every path' }, async () => {

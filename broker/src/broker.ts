@@ -12,6 +12,8 @@ import type { ClientInfo, Hook } from './hooks/types.js';
 import { CertificateStore } from './listeners/certificates.js';
 import { TcpListener } from './listeners/tcp.js';
 import { TlsListener, type SecureOptions } from './listeners/tls.js';
+import type { ProxyOptions } from './listeners/proxy-front.js';
+import { TrustedProxies } from './listeners/trusted-proxies.js';
 import type { Bound, Listener } from './listeners/types.js';
 import { WebSocketListener } from './listeners/websocket.js';
 import { forwardable, Message } from './message/message.js';
@@ -176,13 +178,25 @@ export class Broker implements SessionContext {
       this.certificates = new CertificateStore(c.tls, this.log);
       secure = { store: this.certificates, verify: c.tls.verify, handshakeTimeoutMs: c.mqtt.connect_timeout * 1000, log: this.log };
     }
-    this.listeners.push(new TcpListener(c.host, c.port, accept));
-    if (c.tls.enable && secure) this.listeners.push(new TlsListener(c.host, c.tls.port, secure, accept));
+    // One list of trusted proxies for every listener; each listener says whether it expects PROXY headers.
+    const trusted = new TrustedProxies(c.proxy.trusted);
+    const proxy = (protocol: boolean): ProxyOptions => ({
+      trusted,
+      protocol,
+      headerTimeoutMs: c.mqtt.connect_timeout * 1000,
+      log: this.log,
+      refused: (reason) => this.stats.proxyRefused.set(reason, (this.stats.proxyRefused.get(reason) ?? 0) + 1),
+    });
+    const maxPayload = c.mqtt.max_packet_size + 5;
+    this.listeners.push(new TcpListener(c.host, c.port, accept, proxy(c.proxy_protocol)));
+    if (c.tls.enable && secure) this.listeners.push(new TlsListener(c.host, c.tls.port, secure, accept, proxy(c.tls.proxy_protocol)));
     if (c.ws.enable) {
-      this.listeners.push(new WebSocketListener(c.ws.host || c.host, c.ws.port, c.ws.path, c.mqtt.max_packet_size + 5, accept));
+      this.listeners.push(new WebSocketListener(c.ws.host || c.host, c.ws.port, c.ws.path, maxPayload, accept,
+        { proxy: proxy(c.ws.proxy_protocol), log: this.log }));
     }
     if (c.wss.enable && secure) {
-      this.listeners.push(new WebSocketListener(c.wss.host || c.host, c.wss.port, c.wss.path, c.mqtt.max_packet_size + 5, accept, secure));
+      this.listeners.push(new WebSocketListener(c.wss.host || c.host, c.wss.port, c.wss.path, maxPayload, accept,
+        { secure, proxy: proxy(c.wss.proxy_protocol), log: this.log }));
     }
     const bound: Bound[] = [];
     for (const l of this.listeners) bound.push(await l.listen());

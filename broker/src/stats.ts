@@ -1,3 +1,5 @@
+import { PROXY_REFUSALS } from './listeners/proxy-front.js';
+
 /** Why a message was not delivered to a session; known from the start so each has a series from zero. */
 const DROP_REASONS = ['queue_full', 'slow_consumer', 'expired', 'too_large'] as const;
 
@@ -28,4 +30,6 @@ export class Stats {
   readonly limitHits = new Map<string, number>();
   /** Drops by reason (`queue_full`, `slow_consumer`, `expired`, `too_large`). */
   readonly dropsByReason = new Map<string, number>(DROP_REASONS.map((r) => [r, 0]));
+  /** Connections from trusted proxies closed for their PROXY header, by reason (`missing`, `timeout`, ...). */
+  readonly proxyRefused = new Map<string, number>(PROXY_REFUSALS.map((r) => [r, 0]));
 }

@@ -39,8 +39,6 @@ export function wsFrame(opcode: number, payload: Buffer, fin = true, mask: reado
   return Buffer.concat([head, Buffer.from(mask), body]);
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * What a WebSocket server (ws) makes of the client's bytes, far enough to finish them: the MQTT bytes of the
  * messages it has delivered, and the bytes (`rest`) that complete the frame and the fragmented message the
@@ -99,15 +97,10 @@ export function wsCompletion(stream: Buffer): { mqtt: Buffer; rest: Buffer; done
       if (!fin && fragmented === 0) fragmented = opcode;
       message.push(payload);
       if (fin) {
-        const whole = Buffer.concat(message);
-        if (opcode === 1) {
-          try {
-            utf8.decode(whole);
-          } catch {
-            return fail(head + 4 + len); // ws closes with 1007 on a text message that is not UTF-8
-          }
-        }
-        delivered.push(whole);
+        // A text message closes the connection [MQTT-6.0.0-1]: ws with 1007 when it is not UTF-8, the listener
+        // itself otherwise.
+        if (opcode === 1) return fail(head + 4 + len);
+        delivered.push(Buffer.concat(message));
         message = [];
         total = 0;
         fragmented = 0;
@@ -118,8 +111,11 @@ export function wsCompletion(stream: Buffer): { mqtt: Buffer; rest: Buffer; done
       // The stream ends in or after this frame: finish it, then a fragmented message with an empty final
       // continuation (which delivers the message).
       if (fragmented === 0) return { mqtt: Buffer.concat(delivered), rest, done: false };
+      const last = Buffer.concat([rest, wsFrame(0, Buffer.alloc(0))]);
+      // Finishing a text message makes the server close [MQTT-6.0.0-1].
+      if (fragmented === 1) return { mqtt: Buffer.concat(delivered), rest: last, done: true };
       delivered.push(Buffer.concat(message));
-      return { mqtt: Buffer.concat(delivered), rest: Buffer.concat([rest, wsFrame(0, Buffer.alloc(0))]), done: false };
+      return { mqtt: Buffer.concat(delivered), rest: last, done: false };
     }
   }
   return { mqtt: Buffer.concat(delivered), rest: Buffer.alloc(0), done: false };
@@ -270,7 +266,7 @@ export function wsSeeds(): Buffer[] {
     Buffer.concat([wsFrame(2, hello, false), wsFrame(9, Buffer.alloc(0)), wsFrame(0, sub)]), // ping inside a message
     Buffer.concat([wsFrame(2, hello), wsFrame(10, Buffer.alloc(0))]),
     Buffer.concat([wsFrame(2, hello), wsFrame(8, Buffer.from([0x03, 0xe8]))]), // close 1000
-    wsFrame(1, hello), // MQTT in a text frame
+    wsFrame(1, hello), // MQTT in a text frame: closed
     wsFrame(2, Buffer.concat([hello, Buffer.alloc(300, 0x41)])), // 16-bit length
     (() => { // 64-bit length with a small value
       const f = wsFrame(2, hello);

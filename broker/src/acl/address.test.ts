@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AddressRange, displayIp, parseIp, parseRange } from './address.js';
+import { AddressRange, canonicalIp, displayIp, formatIp, parseIp, parseRange } from './address.js';
 
 function range(text: string): AddressRange {
   const r = parseRange(text);
@@ -35,6 +35,31 @@ describe('parseIp', () => {
     assert.equal(displayIp('127.0.0.1'), '127.0.0.1');
     assert.equal(displayIp('::1'), '::1');
     assert.equal(displayIp('pipe'), 'pipe');
+  });
+});
+
+describe('formatIp and canonicalIp', () => {
+  const cases: [text: string, canonical: string | null][] = [
+    ['10.1.2.3', '10.1.2.3'],
+    ['::ffff:10.1.2.3', '10.1.2.3'],
+    ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+    ['2001:db8:0:1:0:0:0:1', '2001:db8:0:1::1'], // the longest run of zeros is the one compressed
+    ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'],
+    ['2001:0:0:1:1:0:0:1', '2001::1:1:0:0:1'], // equal runs: the first
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // one zero group is not compressed (RFC 5952 4.2.2)
+    ['::', '::'],
+    ['::1', '::1'],
+    ['1::', '1::'],
+    ['0:0:0:0:0:0:0:0', '::'],
+    ['64:ff9b::1.2.3.4', '64:ff9b::102:304'],
+    ['fe80::1%eth0', null],
+    ['010.1.2.3', null],
+    ['bogus', null],
+  ];
+  for (const [text, canonical] of cases) it(`${text} → ${canonical}`, () => assert.equal(canonicalIp(text), canonical));
+
+  it('gives a raw IPv4-mapped 16-byte address as IPv4', () => {
+    assert.equal(formatIp(Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1])), '192.0.2.1');
   });
 });
 

@@ -30,6 +30,47 @@ export function displayIp(text: string): string {
   return bytes !== null && bytes.length === 4 && !isIPv4(text) ? bytes.join('.') : text;
 }
 
+/**
+ * The canonical text of a parsed address (4 or 16 bytes): dotted IPv4, an IPv4-mapped IPv6 address as IPv4,
+ * other IPv6 as RFC 5952 has it (lower case, no leading zeros, the longest run of two or more zero groups as
+ * `::`). One address has one spelling, so counting by address (limits, the login throttle) cannot be dodged
+ * by writing it another way.
+ */
+export function formatIp(bytes: Uint8Array): string {
+  if (bytes.length === 16 && isMapped(bytes)) return bytes.subarray(12).join('.');
+  if (bytes.length !== 16) return bytes.join('.');
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLength) {
+      best = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(':');
+  if (best < 0) return hex(words);
+  return `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLength))}`;
+}
+
+/**
+ * The canonical form ({@link formatIp}) of an IPv4 or IPv6 address written as text, or null when the text is
+ * not one (a zone such as `%eth0` included: it means nothing beyond the local host).
+ */
+export function canonicalIp(text: string): string | null {
+  if (text.includes('%')) return null;
+  const bytes = parseIp(text);
+  return bytes === null ? null : formatIp(bytes);
+}
+
 /** One IP address or CIDR range from a rule. */
 export class AddressRange {
   /** The network bytes (host bits zero): 4 for IPv4, 16 for IPv6. */

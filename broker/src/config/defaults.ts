@@ -28,6 +28,7 @@ export const DEFAULTS: Config = deepFreeze({
   worker: 4096,
   host: '127.0.0.1',
   port: 1883,
+  proxy_protocol: false,
   tls: {
     enable: false,
     verify: false,
@@ -38,10 +39,14 @@ export const DEFAULTS: Config = deepFreeze({
     min_version: 'TLSv1.2',
     ciphers: '',
     cert_username: 'none',
+    proxy_protocol: false,
   },
   // Empty host: the WebSocket listener follows the top-level `host`, so one setting opens (or not) both.
-  ws: { enable: true, host: '', port: 8083, path: '/mqtt' },
-  wss: { enable: false, host: '', port: 8084, path: '/mqtt' },
+  ws: { enable: true, host: '', port: 8083, path: '/mqtt', proxy_protocol: false },
+  wss: { enable: false, host: '', port: 8084, path: '/mqtt', proxy_protocol: false },
+  // No proxy is trusted until the user names one: a PROXY header or X-Forwarded-For from anyone else is the
+  // client's own claim about its address.
+  proxy: { trusted: [] },
   etcd: { endpoints: [], username: '', password: '', ca: '', cert: '', key: '', lease_ttl: 10, orphan_ttl: 3600 },
   http: { enable: true, host: '127.0.0.1', port: 8888, tokens: [], token_file: '' },
   bridge: {

@@ -256,7 +256,7 @@ describe('loadConfig: errors', () => {
       key: 'tls.enabled',
       message: /did you mean "tls\.enable"\? \(expected one of the keys of "tls": enable, /,
     });
-    assert.equal(err.expected, 'one of the keys of "tls": enable, verify, cert, key, ca, port, min_version, ciphers, cert_username');
+    assert.equal(err.expected, 'one of the keys of "tls": enable, verify, cert, key, ca, port, min_version, ciphers, cert_username, proxy_protocol');
   });
 
   it('suggests the right section for a key written at the wrong level', () => {
@@ -311,7 +311,7 @@ describe('loadConfig: errors', () => {
     assertConfigError(() => loadConfig({ file: section, env: {} }), {
       file: section,
       key: 'tls',
-      message: /expected a mapping of enable, verify, cert, key, ca, port, min_version, ciphers, cert_username, got true/,
+      message: /expected a mapping of enable, verify, cert, key, ca, port, min_version, ciphers, cert_username, proxy_protocol, got true/,
     });
     const empty = yamlFile('host: ""\n');
     assertConfigError(() => loadConfig({ file: empty, env: {} }), {
@@ -394,6 +394,37 @@ describe('loadConfig: errors', () => {
     });
     const ok = yamlFile('tls:\n  enable: true\n  verify: true\n  ca: ssl/ca.pem\n');
     assert.equal(loadConfig({ file: ok, env: {} }).tls.ca, 'ssl/ca.pem');
+  });
+
+  it('requires trusted proxies when a listener expects PROXY headers, and checks every entry', () => {
+    for (const key of ['proxy_protocol', 'tls.proxy_protocol', 'ws.proxy_protocol', 'wss.proxy_protocol']) {
+      const [section, leaf] = key.includes('.') ? key.split('.') : ['', key];
+      const file = yamlFile(section === '' ? `${leaf}: true\n` : `${section}:\n  ${leaf}: true\n`);
+      assertConfigError(() => loadConfig({ file, env: {} }), {
+        file,
+        key: 'proxy.trusted',
+        message: new RegExp(`expected the trusted proxies' addresses when ${key.replace('.', '\\.')} is true, got \\[\\]`),
+      });
+    }
+    assertConfigError(() => loadConfig({ env: { SMQ_WS_PROXY_PROTOCOL: 'true', SMQ_PROXY_TRUSTED: '' } }), {
+      file: 'environment',
+      key: 'SMQ_PROXY_TRUSTED',
+      message: /when ws\.proxy_protocol is true, got \[\]/,
+    });
+    const bad = yamlFile('proxy:\n  trusted: [10.0.0.0/8, 10.1.0.1/16]\n');
+    assertConfigError(() => loadConfig({ file: bad, env: {} }), {
+      file: bad,
+      key: 'proxy.trusted',
+      message: /expected a list of IP addresses or CIDR ranges \(IPv4 or IPv6\), got a list whose item 2 is "10\.1\.0\.1\/16" \(a network address with no host bits set \(did you mean 10\.1\.0\.0\/16\?\)\)/,
+    });
+    assertConfigError(() => loadConfig({ env: { SMQ_PROXY_TRUSTED: '10.0.0.0/8,lb.internal' } }), {
+      file: 'environment',
+      key: 'SMQ_PROXY_TRUSTED',
+      message: /expected a list of IP addresses or CIDR ranges \(IPv4 or IPv6\), got "10\.0\.0\.0\/8,lb\.internal"/,
+    });
+    const ok = yamlFile('proxy_protocol: true\nproxy:\n  trusted: [10.0.0.0/8, "::ffff:192.0.2.0/120", "fd00::/8"]\n');
+    const config = loadConfig({ file: ok, env: { SMQ_WSS_PROXY_PROTOCOL: 'yes' } });
+    assert.deepEqual([config.proxy_protocol, config.wss.proxy_protocol, config.ws.proxy_protocol, config.proxy.trusted.length], [true, true, false, 3]);
   });
 
   it('names the variable for an environment value of the wrong type', () => {

@@ -8,7 +8,7 @@ import { parseDocument } from 'yaml';
 
 import { SmqError } from '../errors.js';
 import { DEFAULTS, deepFreeze } from './defaults.js';
-import { ENV_PREFIX, SCHEMA, describeExpected, envName, type ConfigPath, type KeySpec } from './schema.js';
+import { ENV_PREFIX, SCHEMA, describeExpected, envName, type ConfigPath, type KeySpec, type StringListKey } from './schema.js';
 import type { Config } from './types.js';
 
 /**
@@ -96,6 +96,11 @@ const REQUIRES: readonly Requirement[] = [
   { when: 'tls.verify', requires: 'tls.ca', expected: 'a CA bundle file when tls.verify is true' },
   { when: 'wss.enable', requires: 'tls.cert', expected: 'a certificate file when wss.enable is true' },
   { when: 'wss.enable', requires: 'tls.key', expected: 'a private key file when wss.enable is true' },
+  // A PROXY header is read only from trusted proxies: with none, the switch could never do anything.
+  { when: 'proxy_protocol', requires: 'proxy.trusted', expected: 'the trusted proxies\' addresses when proxy_protocol is true' },
+  { when: 'tls.proxy_protocol', requires: 'proxy.trusted', expected: 'the trusted proxies\' addresses when tls.proxy_protocol is true' },
+  { when: 'ws.proxy_protocol', requires: 'proxy.trusted', expected: 'the trusted proxies\' addresses when ws.proxy_protocol is true' },
+  { when: 'wss.proxy_protocol', requires: 'proxy.trusted', expected: 'the trusted proxies\' addresses when wss.proxy_protocol is true' },
 ];
 
 /**
@@ -126,12 +131,14 @@ export function loadConfig(options: { file?: string; env?: Record<string, string
   }
 
   for (const rule of REQUIRES) {
-    if (values.get(rule.when) !== true || values.get(rule.requires) !== '') continue;
+    const required = values.get(rule.requires);
+    const empty = required === '' || (Array.isArray(required) && required.length === 0);
+    if (values.get(rule.when) !== true || !empty) continue;
     // Blame whichever source the user touched: the emptied key if they set it, otherwise the switch.
     const origin = origins.get(rule.requires) ?? origins.get(rule.when);
     const file = origin?.file ?? 'defaults';
     const key = file === ENVIRONMENT ? envName(rule.requires) : rule.requires;
-    const message = `config error in ${file}: key "${key}": expected ${rule.expected}, got ""`;
+    const message = `config error in ${file}: key "${key}": expected ${rule.expected}, got ${Array.isArray(required) ? '[]' : '""'}`;
     throw new ConfigError(file, key, rule.expected, message);
   }
 
@@ -213,7 +220,7 @@ function fromYaml(spec: KeySpec, raw: unknown, file: string): unknown {
   if (accepts(spec, value)) return value;
   const expected = describeExpected(spec);
   // For a list, point at the bad item: "got a list" alone would leave the user searching.
-  const got = spec.kind === 'string-list' && Array.isArray(raw) ? showBadItem(raw) : show(raw);
+  const got = spec.kind === 'string-list' && Array.isArray(raw) ? showBadItem(spec, raw) : show(raw);
   const message = `config error in ${file}: key "${spec.path}": expected ${expected}, got ${got} (${spec.description})`;
   throw new ConfigError(file, spec.path, expected, message);
 }
@@ -264,8 +271,14 @@ function accepts(spec: KeySpec, value: unknown): boolean {
     case 'enum':
       return typeof value === 'string' && spec.values.includes(value);
     case 'string-list':
-      return Array.isArray(value) && value.every((item) => typeof item === 'string' && item !== '');
+      return Array.isArray(value) && value.every((item) => itemProblem(spec, item) === null);
   }
+}
+
+/** What is wrong with one item of a list key, or null when it is fine. */
+function itemProblem(spec: StringListKey, item: unknown): string | null {
+  if (typeof item !== 'string' || item === '') return 'not a non-empty string';
+  return spec.item?.check(item) ?? null;
 }
 
 function unknownKey(file: string, section: SectionNode, name: string): ConfigError {
@@ -407,7 +420,10 @@ function show(value: unknown): string {
   return typeof value === 'object' ? 'a mapping' : typeof value;
 }
 
-function showBadItem(list: readonly unknown[]): string {
-  const bad = list.findIndex((item) => typeof item !== 'string' || item === '');
-  return bad < 0 ? 'a list' : `a list whose item ${bad + 1} is ${show(list[bad])}`;
+function showBadItem(spec: StringListKey, list: readonly unknown[]): string {
+  const bad = list.findIndex((item) => itemProblem(spec, item) !== null);
+  if (bad < 0) return 'a list';
+  // Say what is wrong with it when the key checks its items (`10.0.0.1/8`: host bits set).
+  const why = spec.item !== undefined && typeof list[bad] === 'string' && list[bad] !== '' ? ` (${itemProblem(spec, list[bad])})` : '';
+  return `a list whose item ${bad + 1} is ${show(list[bad])}${why}`;
 }

@@ -3,6 +3,7 @@
  * generated docs are all driven from this table, so adding a key means adding one line here (and the field in
  * `types.ts`; the compile-time checks below fail until both agree).
  */
+import { parseRange } from '../acl/address.js';
 import type { Config, LogLevel, SharedStrategy } from './types.js';
 
 /** Values a leaf of the configuration may hold; anything else is a section (a nested mapping). */
@@ -53,6 +54,8 @@ export interface EnumKey extends KeyBase {
 /** A list of non-empty strings (comma-separated in the environment). */
 export interface StringListKey extends KeyBase {
   readonly kind: 'string-list';
+  /** What each item must be, when not any string: the check returns what is wrong with one, or null. */
+  readonly item?: { readonly check: (text: string) => string | null; readonly expected: string };
 }
 
 /** The description of one configuration key. */
@@ -92,6 +95,14 @@ const INT32 = 2147483647;
 // secure-by-default forbids unless the user writes 0.0.0.0 (or ::) on purpose.
 const NON_EMPTY = { regex: /\S/, expected: 'a non-empty string' } as const;
 const DAY = 86400;
+/** An entry of `proxy.trusted`: checked at start-up, so a typo never silently trusts nobody (or everybody). */
+const IP_RANGE = {
+  check: (text: string): string | null => {
+    const r = parseRange(text);
+    return typeof r === 'string' ? r : null;
+  },
+  expected: 'IP addresses or CIDR ranges (IPv4 or IPv6)',
+} as const;
 
 /** The four keys of an HTTP decision backend (`auth.http`, `acl.http`). */
 function httpBackend<P extends 'auth' | 'acl'>(prefix: P, what: string) {
@@ -122,6 +133,10 @@ const KEYS = [
     description: 'MQTT listen address; 0.0.0.0 opens the broker to the network',
   },
   { path: 'port', kind: 'int', ...PORT, description: 'MQTT listen port' },
+  {
+    path: 'proxy_protocol', kind: 'bool',
+    description: 'expect a PROXY protocol header (v1 or v2) first on every MQTT connection from proxy.trusted',
+  },
 
   { path: 'tls.enable', kind: 'bool', description: 'start the MQTT over TLS listener' },
   { path: 'tls.verify', kind: 'bool', description: 'require and verify client certificates (mutual TLS)' },
@@ -135,6 +150,10 @@ const KEYS = [
     path: 'tls.cert_username', kind: 'enum', values: ['none', 'cn', 'san'],
     description: 'take the username from the verified client certificate (its CN or first SAN)',
   },
+  {
+    path: 'tls.proxy_protocol', kind: 'bool',
+    description: 'expect a PROXY protocol header (v1 or v2) before the TLS handshake from proxy.trusted',
+  },
 
   { path: 'ws.enable', kind: 'bool', description: 'start the MQTT over WebSocket listener' },
   { path: 'ws.host', kind: 'string', description: 'WebSocket listen address; empty means the top-level host' },
@@ -145,6 +164,10 @@ const KEYS = [
     pattern: { regex: /^\//, expected: 'a URL path starting with "/"' },
     description: 'URL path that accepts MQTT over WebSocket',
   },
+  {
+    path: 'ws.proxy_protocol', kind: 'bool',
+    description: 'expect a PROXY protocol header (v1 or v2) before the HTTP upgrade from proxy.trusted',
+  },
 
   { path: 'wss.enable', kind: 'bool', description: 'start the MQTT over secure WebSocket listener (uses the tls certificates)' },
   { path: 'wss.host', kind: 'string', description: 'secure WebSocket listen address; empty means the top-level host' },
@@ -154,6 +177,15 @@ const KEYS = [
     kind: 'string',
     pattern: { regex: /^\//, expected: 'a URL path starting with "/"' },
     description: 'URL path that accepts MQTT over secure WebSocket',
+  },
+  {
+    path: 'wss.proxy_protocol', kind: 'bool',
+    description: 'expect a PROXY protocol header (v1 or v2) before the TLS handshake from proxy.trusted',
+  },
+
+  {
+    path: 'proxy.trusted', kind: 'string-list', item: IP_RANGE,
+    description: 'load balancers and proxies whose PROXY headers and X-Forwarded-For are believed; empty trusts none',
   },
 
   {
@@ -402,6 +434,6 @@ export function describeExpected(spec: KeySpec): string {
     case 'enum':
       return `one of ${spec.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'string-list':
-      return 'a list of non-empty strings';
+      return `a list of ${spec.item?.expected ?? 'non-empty strings'}`;
   }
 }

@@ -25,6 +25,8 @@ export interface TlsConfig {
   readonly ciphers: string;
   /** Take the username from the verified client certificate: its CN, or its first SAN (DNS, email or URI). */
   readonly cert_username: 'none' | 'cn' | 'san';
+  /** Read a PROXY protocol header from trusted proxies before the TLS handshake. */
+  readonly proxy_protocol: boolean;
 }
 
 /** MQTT over WebSocket listener. */
@@ -34,6 +36,8 @@ export interface WsConfig {
   readonly host: string;
   readonly port: number;
   readonly path: string;
+  /** Read a PROXY protocol header from trusted proxies before the HTTP upgrade. */
+  readonly proxy_protocol: boolean;
 }
 
 /** MQTT over secure WebSocket (wss), using the certificates of the `tls` block. */
@@ -43,6 +47,17 @@ export interface WssConfig {
   readonly host: string;
   readonly port: number;
   readonly path: string;
+  /** Read a PROXY protocol header from trusted proxies before the TLS handshake. */
+  readonly proxy_protocol: boolean;
+}
+
+/** Load balancers and proxies in front of the broker (`proxy.*`). */
+export interface ProxyConfig {
+  /**
+   * Addresses and CIDR ranges of the proxies whose PROXY headers and X-Forwarded-For are believed; from any
+   * other peer neither is read. Empty (the default): every peer is the client itself.
+   */
+  readonly trusted: readonly string[];
 }
 
 /** An HTTP service that answers authentication or ACL questions. */
@@ -174,9 +189,12 @@ export interface Config {
   readonly host: string;
   /** MQTT listen port. */
   readonly port: number;
+  /** Read a PROXY protocol header from trusted proxies on the MQTT (TCP) listener. */
+  readonly proxy_protocol: boolean;
   readonly tls: TlsConfig;
   readonly ws: WsConfig;
   readonly wss: WssConfig;
+  readonly proxy: ProxyConfig;
   readonly etcd: EtcdConfig;
   readonly http: {
     readonly enable: boolean;

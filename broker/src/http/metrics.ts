@@ -62,6 +62,7 @@ export function brokerMetrics(broker: Broker): Registry {
   labelled('smq_limit_hits_total', 'Requests refused by a configured limit, by limit', 'limit', () => s.limitHits);
   counter('smq_malformed_packets_total', 'Connections closed for a malformed packet', () => s.malformed);
   counter('smq_slow_consumers_total', 'Clients disconnected as slow consumers', () => s.slowConsumers);
+  labelled('smq_proxy_refused_total', 'Connections from trusted proxies closed for their PROXY header, by reason', 'reason', () => s.proxyRefused);
   registerNotifyMetrics(registry, broker);
   if (broker.bridge !== null) registerBridgeMetrics(registry, broker.bridge, broker.bridgeMappings);
   const cluster = broker.cluster;

@@ -294,7 +294,7 @@ describe('WebSocketListener in secure mode', () => {
     const secret = new SecretDir(certs.server);
     const store = new CertificateStore(tlsConfig({ cert: secret.cert, key: secret.key, verify: true, ca: certs.ca.cert }), rec.log, { intervalMs: 50, settleMs: 50 });
     const secure: SecureOptions = { store, verify: true, handshakeTimeoutMs: 2000, log: rec.log };
-    const l = new WebSocketListener('127.0.0.1', 0, '/mqtt', 1024, accepted.onConnection, secure);
+    const l = new WebSocketListener('127.0.0.1', 0, '/mqtt', 1024, accepted.onConnection, { secure });
     const bound = await l.listen();
     assert.equal(bound.transport, 'wss');
     store.watch();

@@ -1,6 +1,7 @@
 import { createServer, type Server, type TlsOptions, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { verifiedPeerCertificate, type CertificateStore } from './certificates.js';
+import { ProxyFront, RelayedAddresses, type ProxyOptions } from './proxy-front.js';
 import { listenOn, type Bound, type Listener, type OnConnection } from './types.js';
 
 /** What a TLS server needs beyond its address: the certificates and how strictly clients are checked. */
@@ -27,9 +28,15 @@ export function serverOptions(secure: SecureOptions): TlsOptions {
 /**
  * Follows a TLS or HTTPS server through certificate rotations, and logs failed handshakes at debug (a port
  * scanner or a client with the wrong CA is the client's problem, not an operator's) with a running count.
- * Returns the function that stops following the store.
+ * `remoteOf` names the client of a socket (behind a PROXY header, not the proxy). Returns the function that
+ * stops following the store.
  */
-export function superviseSecureServer(server: Server, secure: SecureOptions, transport: string): () => void {
+export function superviseSecureServer(
+  server: Server,
+  secure: SecureOptions,
+  transport: string,
+  remoteOf: (socket: TLSSocket) => string = (socket) => socket.remoteAddress ?? '',
+): () => void {
   let failures = 0;
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     failures++;
@@ -38,7 +45,7 @@ export function superviseSecureServer(server: Server, secure: SecureOptions, tra
     const refused = authorizationCode(socket);
     secure.log.debug({
       transport,
-      remote: socket.remoteAddress ?? '',
+      remote: remoteOf(socket),
       code: refused ?? err.code,
       reason: refused === undefined ? err.message.trim() : 'client certificate refused',
       failures,
@@ -59,33 +66,52 @@ function authorizationCode(socket: TLSSocket): string | undefined {
   return undefined;
 }
 
-/** MQTT over TLS (`tls.port`), with optional mutual TLS; the connection sees the verified client certificate. */
+/**
+ * MQTT over TLS (`tls.port`), with optional mutual TLS; the connection sees the verified client certificate.
+ * With `proxy_protocol` a front TCP server takes the PROXY header off first and hands the raw socket to the
+ * TLS server, so the handshake, its timeout, mutual TLS and certificate rotation are the same either way.
+ */
 export class TlsListener implements Listener {
   private readonly server: Server;
+  private readonly front: ProxyFront | null;
   private readonly host: string;
   private readonly port: number;
   private readonly unsubscribe: () => void;
 
-  constructor(host: string, port: number, secure: SecureOptions, onConnection: OnConnection) {
+  constructor(host: string, port: number, secure: SecureOptions, onConnection: OnConnection, proxy?: ProxyOptions) {
     this.host = host;
     this.port = port;
+    const relayed = proxy?.protocol === true ? new RelayedAddresses() : null;
+    const remoteOf = (socket: TLSSocket): string => relayed?.addressOf(socket) ?? socket.remoteAddress ?? '';
     this.server = createServer(serverOptions(secure), (socket: TLSSocket) => {
       socket.setNoDelay(true);
       onConnection(socket, {
         transport: 'tls',
-        remoteAddress: socket.remoteAddress ?? '',
+        remoteAddress: remoteOf(socket),
         certificate: verifiedPeerCertificate(socket),
       });
     });
-    this.unsubscribe = superviseSecureServer(this.server, secure, 'tls');
+    this.unsubscribe = superviseSecureServer(this.server, secure, 'tls', remoteOf);
+    if (proxy !== undefined && relayed !== null) {
+      this.front = new ProxyFront('tls', proxy, (socket, address) => {
+        relayed.remember(socket, address);
+        // Node documents this for injecting a connection into a TLS server; it also reads what is buffered.
+        this.server.emit('connection', socket);
+      });
+    } else {
+      this.front = null;
+    }
   }
 
   listen(): Promise<Bound> {
-    return listenOn(this.server, this.host, this.port, 'tls');
+    return listenOn(this.front?.server ?? this.server, this.host, this.port, 'tls');
   }
 
   close(): Promise<void> {
     this.unsubscribe();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (this.front === null) return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.front?.server.close(() => resolve()));
+    this.front.closePending();
+    return closed;
   }
 }

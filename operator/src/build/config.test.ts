@@ -94,6 +94,18 @@ test('the operator\'s keys win over spec.config; log.level is taken from it', ()
   assert.deepEqual(config['mqtt'], { max_queued: 5 });
 });
 
+test('behind a load balancer: proxy.trusted and the listeners\' proxy_protocol pass through beside the owned keys', () => {
+  const cluster = fullCluster({ config: {
+    proxy: { trusted: ['10.0.0.0/8'] }, proxy_protocol: true,
+    tls: { proxy_protocol: true }, ws: { proxy_protocol: true }, wss: { proxy_protocol: true },
+  } });
+  const loaded = load(smqConfig(cluster).text);
+  assert.deepEqual(loaded.proxy.trusted, ['10.0.0.0/8']);
+  assert.deepEqual([loaded.proxy_protocol, loaded.tls.proxy_protocol, loaded.ws.proxy_protocol, loaded.wss.proxy_protocol], [true, true, true, true]);
+  // The owned listener keys are still the operator's.
+  assert.deepEqual([loaded.ws.enable, loaded.ws.port, loaded.tls.port], [true, 8083, 8883]);
+});
+
 test('bridge.kafka.key is clientid only when every mapping asks for it', () => {
   const bridge = fullBridge();
   const byClient = { ...bridge, spec: { ...bridge.spec, mappings: bridge.spec.mappings.map((m) => ({ ...m, key: 'clientid' as const })) } };
