@@ -19,8 +19,8 @@ function registry(hooks: Hook[], auth = false, acl = false): HookRegistry {
 }
 
 test('authenticate: with no hooks, anonymous clients get in unless auth.enable is on', async () => {
-  assert.equal(await registry([]).authenticate(client, connect), RC.SUCCESS);
-  assert.equal(await registry([], true).authenticate(client, connect), RC.NOT_AUTHORIZED);
+  assert.equal((await registry([]).authenticate(client, connect)).rc, RC.SUCCESS);
+  assert.equal((await registry([], true).authenticate(client, connect)).rc, RC.NOT_AUTHORIZED);
 });
 
 test('authenticate: the first hook that answers decides; abstaining hooks are skipped', async () => {
@@ -28,9 +28,11 @@ test('authenticate: the first hook that answers decides; abstaining hooks are sk
   const abstain: Hook = { name: 'a', authenticate: () => { calls.push('a'); return undefined; } };
   const deny: Hook = { name: 'b', authenticate: async () => { calls.push('b'); return { ok: false, reasonCode: RC.BAD_USERNAME_OR_PASSWORD }; } };
   const allow: Hook = { name: 'c', authenticate: () => { calls.push('c'); return { ok: true }; } };
-  assert.equal(await registry([abstain, deny, allow]).authenticate(client, connect), RC.BAD_USERNAME_OR_PASSWORD);
+  assert.equal((await registry([abstain, deny, allow]).authenticate(client, connect)).rc, RC.BAD_USERNAME_OR_PASSWORD);
   assert.deepEqual(calls, ['a', 'b']);
-  assert.equal(await registry([abstain, allow, deny], true).authenticate(client, connect), RC.SUCCESS);
+  assert.equal((await registry([abstain, allow, deny], true).authenticate(client, connect)).rc, RC.SUCCESS);
+  const named: Hook = { name: 'n', authenticate: () => ({ ok: true, identity: 'sub-1', expiresAt: 5000 }) };
+  assert.deepEqual(await registry([named]).authenticate(client, connect), { rc: RC.SUCCESS, identity: 'sub-1', expiresAt: 5000 }, 'the identity and expiry a hook names travel with the verdict');
 });
 
 test('authorizePublish: any denial wins, a reason code is kept, all abstaining follows acl.enable', () => {
