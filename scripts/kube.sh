@@ -348,7 +348,10 @@ done
 
 # version_is BINARY WANT: the binary exists and prints WANT in its --version output.
 version_is() {
-  [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qF -- "$2"
+  # The output is read whole before grep looks at it: `--version | grep -q` under pipefail failed when grep quit at
+  # the first line and etcd, still printing, died of SIGPIPE (a provisioning run stopped on a good etcd build).
+  local out
+  [ -x "$1" ] && out=$("$1" --version 2>/dev/null) && grep -qF -- "$2" <<<"$out"
 }
 
 if version_is "$BIN/kube-apiserver" "Kubernetes v$KUBE_VERSION"; then
@@ -409,7 +412,8 @@ else
   (cd / && export GOBIN="$BIN" && run "building helm v$HELM_VERSION" \
     go install -trimpath -ldflags "$helm_ldflags" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION")
 fi
-"$BIN/helm" version --short 2>/dev/null | grep -q "^v$HELM_VERSION" ||
+helm_version=$("$BIN/helm" version --short 2>/dev/null || true)
+grep -q "^v$HELM_VERSION" <<<"$helm_version" ||
   die "$BIN/helm version does not say v$HELM_VERSION"
 
 # --- done: the marker last, then the private build cache goes ---------------------------------------
