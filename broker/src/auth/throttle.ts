@@ -1,11 +1,12 @@
 /**
- * The failed-login throttle: an address with `auth.max_failures` failed logins within `auth.failure_window`
+ * The failed-login throttle: an address (counted by its host key: IPv6 by /64, see limits/host-key.ts) with `auth.max_failures` failed logins within `auth.failure_window`
  * seconds waits `auth.failure_delay` ms before its next CONNECT is answered, twice as long after each further
  * failure, at most 30 s. Guessing passwords becomes slow while one typo costs nothing.
  */
 import type { Logger } from 'pino';
 import type { ClientInfo, Hook } from '../hooks/types.js';
 import { RC } from '../protocol/reason-codes.js';
+import { hostKey } from '../limits/host-key.js';
 
 /** The longest wait, whatever the number of failures. */
 export const MAX_DELAY_MS = 30000;
@@ -69,7 +70,7 @@ export class FailureThrottle {
   /** Milliseconds the next attempt from `address` must wait; 0 for no wait. */
   delayFor(address: string): number {
     if (!this.enabled) return 0;
-    const times = this.failures.get(address);
+    const times = this.failures.get(hostKey(address));
     if (times === undefined) return 0;
     const n = this.recent(times);
     if (n < this.maxFailures) return 0;
@@ -83,13 +84,14 @@ export class FailureThrottle {
   retryAfter(address: string): number {
     const delay = this.delayFor(address);
     if (delay === 0) return 0;
-    const times = this.failures.get(address);
+    const times = this.failures.get(hostKey(address));
     const last = times?.[times.length - 1] ?? 0;
     return Math.max(0, last + delay - this.now());
   }
 
   /** Records a failed login; returns the failures of `address` within the window, this one included. */
-  recordFailure(address: string): number {
+  recordFailure(peer: string): number {
+    const address = hostKey(peer);
     const now = this.now();
     const times = this.failures.get(address) ?? [];
     this.failures.delete(address);
@@ -102,7 +104,7 @@ export class FailureThrottle {
 
   /** A successful login forgets the address's failures. */
   reset(address: string): void {
-    this.failures.delete(address);
+    this.failures.delete(hostKey(address));
   }
 
   /** Drops expired failure times from `times` and returns how many remain. */
@@ -204,11 +206,12 @@ export class LoginGate {
 
   /** Logins pending for `address` now (for tests and metrics). */
   pendingFor(address: string): number {
-    return this.pendingByAddress.get(address) ?? 0;
+    return this.pendingByAddress.get(hostKey(address)) ?? 0;
   }
 
   /** Admits a login from `address`; `signal` aborts its wait when the client goes away. */
-  enter(address: string, signal: AbortSignal): GateVerdict {
+  enter(peer: string, signal: AbortSignal): GateVerdict {
+    const address = hostKey(peer);
     const delayMs = this.throttle.delayFor(address);
     if (delayMs === 0) return GO;
     const n = this.pendingByAddress.get(address) ?? 0;

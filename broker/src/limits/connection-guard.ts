@@ -1,6 +1,7 @@
 import type { LimitsConfig } from '../config/types.js';
 import { RC } from '../protocol/reason-codes.js';
 import { TokenBucket } from './token-bucket.js';
+import { hostKey } from './host-key.js';
 
 /** Rate buckets kept before idle ones are swept, so a scan of many addresses cannot grow memory forever. */
 const SWEEP_AT = 10000;
@@ -14,7 +15,8 @@ export const MAX_EXPLAINED = 1024;
 export const MAX_EXPLAINED_PER_ADDRESS = 8;
 
 /**
- * Admission of new connections: the total, per-address and per-address-rate limits. A refused socket is
+ * Admission of new connections: the total, per-address and per-address-rate limits (an address counted by its
+ * host key: IPv6 by /64, see host-key.ts). A refused socket is
  * still served until its CONNECT so that the client learns why (CONNACK with the reason), bounded by the
  * connect timeout.
  */
@@ -35,7 +37,8 @@ export class ConnectionGuard {
    * Counts a new connection from `address`. Returns 0 when it may proceed, else the v5 reason code of the
    * refusal and the name of the limit. Every admitted or refused connection must be released once.
    */
-  admit(address: string, now: number): { rc: number; limit: string } | null {
+  admit(peer: string, now: number): { rc: number; limit: string } | null {
+    const address = hostKey(peer);
     this.total++;
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     const l = this.limits;
@@ -60,7 +63,8 @@ export class ConnectionGuard {
    * `release(address, true)` when it closes), false when too many refused ones are open already and it must be
    * closed at once (then `release(address, false)`).
    */
-  explain(address: string): boolean {
+  explain(peer: string): boolean {
+    const address = hostKey(peer);
     const n = this.explainingPer.get(address) ?? 0;
     if (this.explaining >= MAX_EXPLAINED || n >= MAX_EXPLAINED_PER_ADDRESS) return false;
     this.explaining++;
@@ -69,7 +73,8 @@ export class ConnectionGuard {
   }
 
   /** The connection from `address` has closed; `explained`: it was a refused one kept open by explain(). */
-  release(address: string, explained = false): void {
+  release(peer: string, explained = false): void {
+    const address = hostKey(peer);
     this.total--;
     const n = (this.perAddress.get(address) ?? 1) - 1;
     if (n <= 0) this.perAddress.delete(address);

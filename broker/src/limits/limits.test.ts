@@ -131,3 +131,17 @@ test('connection guard: refused connections are kept open to be told why only up
   assert.equal(g.explain('10.0.0.2'), true, 'a closed explanation makes room');
   assert.equal(g.open, 1 + MAX_EXPLAINED, 'every admitted connection is counted until released');
 });
+
+test('connection guard: addresses of one IPv6 /64 share a limit; a mapped IPv4 address is its IPv4 host', () => {
+  const g = new ConnectionGuard({ ...DEFAULTS.limits, max_connections: 0, max_connections_per_address: 2, connection_rate: 0 });
+  assert.equal(g.admit('2001:db8:0:1::1', 0), null);
+  assert.equal(g.admit('2001:db8:0:1::2', 0), null);
+  assert.equal(g.admit('2001:db8:0:1:ffff::3', 0)?.limit, 'max_connections_per_address', 'rotating within the /64 does not help');
+  assert.equal(g.admit('2001:db8:0:2::1', 0), null, 'the next /64 is another host');
+  assert.equal(g.admit('10.0.0.9', 0), null);
+  assert.equal(g.admit('::ffff:10.0.0.9', 0), null);
+  assert.equal(g.admit('10.0.0.9', 0)?.limit, 'max_connections_per_address', 'the same host in two spellings');
+  g.release('10.0.0.9'); // the refused one (refused connections are counted until released too)
+  g.release('::ffff:10.0.0.9');
+  assert.equal(g.admit('10.0.0.9', 0), null, 'released in either spelling');
+});
