@@ -103,6 +103,27 @@ for (const version of VERSIONS) {
         await bystander.assertWorks();
       });
 
+      test('max_sessions: a client cycling through client ids cannot make sessions without end; resuming one still works', async () => {
+        await withLimits({ max_sessions: 3 });
+        const bystander = await Bystander.start(pool, broker.port, version); // one session
+        const ids = [uid('s'), uid('s')];
+        for (const clientId of ids) {
+          const { client, connack } = await RawClient.connected(broker.port, version, {
+            clientId, clean: false, ...(version === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+          });
+          assert.equal(connackCode(connack), 0);
+          client.send({ cmd: 'disconnect' });
+          await client.closed;
+        }
+        const extra = await connectFrom(broker.port, version, '127.0.5.1');
+        pool.add(extra.client);
+        assert.equal(extra.code, version === 5 ? 0x97 : SERVER_UNAVAILABLE_V4, 'a fourth session is refused');
+        const { client: back, connack } = await RawClient.connected(broker.port, version, { clientId: ids[0], clean: false });
+        pool.add(back);
+        assert.deepEqual([connackCode(connack), connack.sessionPresent], [0, true], 'an existing session is resumed');
+        await bystander.assertWorks();
+      });
+
       test('flapping: a client id reconnecting too often is banned, other ids are not', async () => {
         await withLimits({ flapping_max: 3, flapping_window: 60, flapping_ban: 60 });
         const bystander = await Bystander.start(pool, broker.port, version);

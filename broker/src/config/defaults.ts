@@ -88,6 +88,9 @@ export const DEFAULTS: Config = deepFreeze({
     max_connections_per_address: 0,
     connection_rate: 0,
     max_subscriptions: 10000,
+    // Sessions outlive their connections (up to mqtt.max_session_expiry_interval): without a bound, one client
+    // cycling through client ids could fill the memory with them.
+    max_sessions: 1000000,
     max_topic_levels: 128,
     max_topic_length: 4096,
     publish_rate: 0,

@@ -314,6 +314,10 @@ const KEYS = [
     description: 'new connections per second from one IP address; 0 = no limit',
   },
   {
+    path: 'limits.max_sessions', kind: 'int', min: 0, max: INT32,
+    description: 'sessions on this node, connected or waiting for their client; a CONNECT that would make one more is refused (0x97); 0 = no limit',
+  },
+  {
     path: 'limits.max_subscriptions', kind: 'int', min: 0, max: INT32,
     description: 'subscriptions one session may hold; 0 = no limit',
   },

@@ -122,6 +122,8 @@ export interface LimitsConfig {
   readonly connection_rate: number;
   /** Subscriptions one session may hold; 0 = no limit. */
   readonly max_subscriptions: number;
+  /** Sessions on this node, connected or waiting for their client; a CONNECT that would make one more is refused. */
+  readonly max_sessions: number;
   /** Levels in a topic name or filter. */
   readonly max_topic_levels: number;
   /** Bytes in a topic name or filter. */

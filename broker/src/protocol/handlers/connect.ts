@@ -43,6 +43,13 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     await cluster.fetchSession(conn.clientId);
     if (conn.closed) return;
   }
+  const maxSessions = conn.broker.config.limits.max_sessions;
+  if (maxSessions > 0 && conn.broker.sessions.size >= maxSessions && !conn.broker.sessions.has(conn.clientId)) {
+    // Checked after a session fetched from another node has arrived: resuming one that exists never counts.
+    conn.broker.limitHit('max_sessions');
+    refuse(conn, new MqttError(RC.QUOTA_EXCEEDED, 'max_sessions reached'));
+    return;
+  }
   const { sessionPresent } = conn.broker.openSession(conn, packet, props);
   const keepalive = keepAlive(conn, packet, props);
   const connack: IConnackPacket = { cmd: 'connack', sessionPresent };
