@@ -3,8 +3,9 @@
  *
  *   1. Every input of every committed corpus (test/fuzz/corpus/<target>/) goes through the oracle in this
  *      process: nothing escapes as an exception, the connection answers PINGREQ or is closed, what the broker
- *      sends decodes, and the broker forgets the client once it goes. The regress-* inputs of past findings
- *      are among them, and must stay.
+ *      sends decodes and keeps the specification's rules (the strict checker, test/helpers/strict), and the
+ *      broker forgets the client once it goes. The regress-* inputs of past findings are among them, and must
+ *      stay.
  *   2. Jazzer.js fuzzes each target for SMQ_FUZZ_SECONDS (default 5) from that corpus, two targets at a time,
  *      and must find nothing.
  *

@@ -6,6 +6,8 @@
  *   - the connection answers a PINGREQ with PINGRESP or is closed, once any frame the input left half-sent has
  *     been completed (a broker waiting for bytes it was promised is not hanging);
  *   - everything the broker sent decodes (mqtt-packet, at the connection's protocol level), with no frame cut;
+ *   - everything the broker sent keeps the specification's rules (test/helpers/strict: its own decoder, the
+ *     tables of allowed properties, reason codes, UTF-8, packet ids in flight; a broken rule is a STRICT finding);
  *   - once the client goes, the broker forgets the connection, its clean session and any agent entry;
  *   - in long runs (node --expose-gc), the heap after a full collection stays bounded.
  * A broken rule throws a FuzzFinding, which the fuzzer reports with the input.
@@ -18,6 +20,7 @@ import type { Connection } from '../../broker/src/connection/connection.js';
 import { DEFAULTS } from '../../broker/src/config/defaults.js';
 import type { Config } from '../../broker/src/config/types.js';
 import { duplexPair } from '../../broker/src/testing/duplex-pair.js';
+import { formatViolation, StrictChecker } from '../helpers/strict/checker.js';
 import { completion, frameTypes, hasPingresp, PINGREQ } from './framing.js';
 
 /** Largest packet the fuzzed broker accepts: small, so that completing an announced frame stays cheap. */
@@ -123,13 +126,19 @@ export class Harness {
   async exchange(chunks: readonly Buffer[]): Promise<Answer> {
     const broker = this.take();
     const [client, server] = duplexPair();
-    const peer = new Peer(client);
+    // The strict checker sees both directions as they happen: the client's bytes as written, the broker's as read.
+    const strict = new StrictChecker();
+    const peer = new Peer(client, strict);
     broker.attach(server, { transport: 'fuzz', remoteAddress: '127.0.0.1' });
     const conn = newest(broker);
-    for (const c of chunks) if (c.length > 0) client.write(c);
+    const send = (b: Buffer): void => {
+      strict.client(b);
+      client.write(b);
+    };
+    for (const c of chunks) if (c.length > 0) send(c);
     const rest = completion(Buffer.concat(chunks as Buffer[]), MAX_PACKET_SIZE);
-    if (rest.length > 0) client.write(rest);
-    client.write(PINGREQ);
+    if (rest.length > 0) send(rest);
+    send(PINGREQ);
     const answer = await peer.answer(HANG_MS);
     client.destroy();
     if (answer === null) {
@@ -138,7 +147,9 @@ export class Harness {
       throw new FuzzFinding('HANG', `no PINGRESP and no close within ${HANG_MS} ms`);
     }
     checkOutput(peer.output(), conn);
+    // After the settling, so an input that broke a rule leaves no half-closed connection to the next one.
     await this.finish(broker, answer);
+    checkStrict(strict);
     return answer;
   }
 
@@ -232,6 +243,21 @@ export function checkOutput(out: Buffer, conn: Connection | null): void {
   }
 }
 
+/**
+ * Everything the broker sent must keep the specification's rules, as the strict checker reads them (its own
+ * decoder, independent of mqtt-packet, which decodes leniently): the first violation is the finding.
+ */
+export function checkStrict(strict: StrictChecker): void {
+  const [first, ...rest] = strict.violations;
+  if (first === undefined) return;
+  // The rest by rule, so one finding tells every rule the input broke.
+  const byRule = new Map<string, number>();
+  for (const v of rest) byRule.set(v.rule, (byRule.get(v.rule) ?? 0) + 1);
+  const more = [...byRule].map(([rule, n]) => `${rule} x${n}`);
+  if (strict.dropped > 0) more.push(`${strict.dropped} not kept`);
+  throw new FuzzFinding('STRICT', `${formatViolation(first)}${more.length > 0 ? `\n  and ${more.join(', ')}` : ''}`);
+}
+
 function mb(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MB`;
 }
@@ -268,10 +294,11 @@ class Peer extends AnswerWait {
   private out: Buffer[] = [];
   private closed = false;
 
-  constructor(private readonly stream: Duplex) {
+  constructor(private readonly stream: Duplex, strict: StrictChecker) {
     super();
     stream.on('data', (d: Buffer) => {
       this.out.push(d);
+      strict.server(d);
       this.wake?.();
     });
     // The broker ends its side (after a refusal or an error): this client closes too, as a TCP stack would.

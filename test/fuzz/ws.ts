@@ -11,7 +11,8 @@ import { WebSocketListener } from '../../broker/src/listeners/websocket.js';
 import { completion, hasPingresp, PINGREQ } from './framing.js';
 import { connect as mqttConnect, gen } from './packets.js';
 import type { Connection } from '../../broker/src/connection/connection.js';
-import { AnswerWait, checkOutput, FuzzFinding, Harness, HANG_MS, MAX_PACKET_SIZE, newest, type Answer } from './harness.js';
+import { StrictChecker } from '../helpers/strict/checker.js';
+import { AnswerWait, checkOutput, checkStrict, FuzzFinding, Harness, HANG_MS, MAX_PACKET_SIZE, newest, type Answer } from './harness.js';
 
 const PATH = '/mqtt';
 /** What the listener allows per message, as the broker configures it (broker.ts). */
@@ -222,10 +223,13 @@ export class WsHarness {
     const peer = new WsPeer(socket);
     const { mqtt, rest, done } = wsCompletion(data);
     const parts = [UPGRADE, data, rest];
+    /** The MQTT bytes the client sends inside its frames, for the strict checker. */
+    const sent = [mqtt];
     if (!done) {
       const more = completion(mqtt, MAX_PACKET_SIZE);
       if (more.length > 0) parts.push(wsFrame(2, more));
       parts.push(wsFrame(2, PINGREQ));
+      sent.push(more, PINGREQ);
     }
     socket.write(Buffer.concat(parts));
     const answer = await peer.answer(HANG_MS);
@@ -237,7 +241,13 @@ export class WsHarness {
       throw new FuzzFinding('HANG', `no PINGRESP and no close within ${HANG_MS} ms`);
     }
     checkOutput(peer.mqtt, this.conn);
+    // The frames are unwrapped once the answer is in, so each direction is fed whole: the checker matches client
+    // acknowledgements recorded ahead of the PUBLISH they answer (StrictChecker, `early`).
+    const strict = new StrictChecker();
+    strict.client(Buffer.concat(sent));
+    strict.server(peer.mqtt);
     await this.base.finish(broker, answer);
+    checkStrict(strict);
     return answer;
   }
 

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type mqtt from 'mqtt-packet';
 import { freePort, startBroker, type RunningBroker } from './broker.js';
 import { RawClient } from './raw.js';
+import { assertStrict } from './strict/tap.js';
 
 /** Protocol levels every suite runs for: 4 = MQTT 3.1.1, 5 = MQTT 5.0. */
 export const VERSIONS = [4, 5] as const;
@@ -94,7 +95,7 @@ export function connackCode(p: mqtt.IConnackPacket): number {
 
 /**
  * Tracks the clients a test opens so `closeAll` (run from `afterEach`) can close them, and checks that
- * everything the broker sent could be parsed.
+ * everything the broker sent could be parsed, by mqtt-packet and by the strict checker.
  */
 export class ClientPool {
   private readonly clients: RawClient[] = [];
@@ -128,11 +129,12 @@ export class ClientPool {
     return { client, connack };
   }
 
-  /** Destroys every client and fails if the broker sent anything unparsable. */
+  /** Destroys every client and fails if the broker sent anything unparsable or against the specification. */
   closeAll(): void {
     const errors = this.clients.flatMap((c) => c.parseErrors.map((e) => e.message));
     for (const c of this.clients.splice(0)) c.destroy();
     assert.deepEqual(errors, [], 'the broker sent bytes the MQTT parser rejected');
+    assertStrict('in this test');
   }
 }
 

@@ -4,10 +4,11 @@
  * and per-test cleanup of every client a test opened.
  */
 import type { TestContext } from 'node:test';
-import { connect as mqttConnect, type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import type * as mqttPacket from 'mqtt-packet';
 import { startBroker, type RunningBroker, type StartOptions } from './broker.js';
 import { RawClient } from './raw.js';
+import { assertStrict, strictMqtt } from './strict/tap.js';
 
 /** A protocol level the suites run for: 4 is MQTT 3.1.1, 5 is MQTT 5.0. */
 export type Version = 4 | 5;
@@ -204,10 +205,7 @@ export class Clients {
    * for its CONNACK; messages are recorded from the start.
    */
   async mqtt(version: Version, opts: IClientOptions = {}): Promise<MqttConn> {
-    const client = mqttConnect({
-      host: '127.0.0.1',
-      port: this.port,
-      protocol: 'mqtt',
+    const client = strictMqtt(this.port, {
       protocolVersion: version,
       clientId: uniq('js'),
       reconnectPeriod: 0,
@@ -250,9 +248,10 @@ export class Clients {
     return client;
   }
 
-  /** Closes every client this test opened. */
+  /** Closes every client this test opened, then fails if the broker sent anything the strict checker rejects. */
   async closeAll(): Promise<void> {
     await Promise.all([...this.mqtts.map((c) => closeMqtt(c)), ...this.raws.map((c) => closeRaw(c))]);
+    assertStrict('while the test\'s clients closed');
   }
 }
 

@@ -1,9 +1,12 @@
 /**
  * A raw MQTT client for black-box tests: sends exact bytes or packets, and reads every packet the broker
- * sends back, so tests can check exact replies and reason codes.
+ * sends back, so tests can check exact replies and reason codes. Both directions of its socket also go through
+ * the strict checker (helpers/strict/tap.ts), which fails the test when the broker's output breaks the spec.
  */
 import { connect, type Socket } from 'node:net';
 import mqtt, { type Packet } from 'mqtt-packet';
+import type { StrictChecker } from './strict/checker.js';
+import { strictChecker, tapStream } from './strict/tap.js';
 
 /** The packets a test may ask for by command name. */
 export type Cmd = Packet['cmd'];
@@ -20,10 +23,14 @@ export class RawClient {
   private isClosed = false;
   /** Parse errors seen on what the broker sent (should stay empty). */
   readonly parseErrors: Error[] = [];
+  /** Judges what the broker sends on this connection against the specification. */
+  readonly checker: StrictChecker;
 
   private constructor(socket: Socket, protocolVersion: 3 | 4 | 5) {
     this.socket = socket;
     this.protocolVersion = protocolVersion;
+    this.checker = strictChecker(protocolVersion);
+    tapStream(socket, this.checker);
     this.parser = mqtt.parser({ protocolVersion });
     this.parser.on('packet', (p: Packet) => this.push(p));
     this.parser.on('error', (e: Error) => this.parseErrors.push(e));
