@@ -204,7 +204,7 @@ export class StrictChecker {
       case 'ack':
         // The id of the PUBLISH or PUBREL answered, which is never 0 ([MQTT-2.2.1-5], [MQTT-2.3.1-6]).
         if (p.id === 0) report(ruleAt(RULES.ackPid, level), `${typeName(p.type)} with packet identifier 0`);
-        else if (p.type === PUBREL) this.flight.serverPubrel(p.id, this.flightContext, report);
+        else if (p.type === PUBREL) this.flight.serverPubrel(p.id, p.reason, this.flightContext, report);
         else this.flight.answer(p.type, p.id, -1, this.flightContext, report);
         return;
       case 'reply':

@@ -110,6 +110,12 @@ describe('strict checker: packet identifiers in flight', () => {
     assert.deepEqual(at(4, qos2, rec, rel, S('3c 06 00 01 74 00 01 78 # PUBLISH QoS 2, DUP, id 1')), ['[MQTT-4.3.3-6]']);
     assert.deepEqual(at(4, rel), ['[MQTT-2.3.1-6]'], 'a new session has nothing to release');
     assert.deepEqual(at(5, C('50 02 00 01 # PUBREC 1, unknown to the server'), S('62 03 00 01 92 # PUBREL 1, Packet Identifier not found')), []);
+    // A PUBREC naming a QoS 1 PUBLISH (a fuzz input found it): the Server's PUBREL 0x92 is its right answer, and the
+    // PUBLISH still waits for its PUBACK.
+    const notFound = S('62 03 00 01 92 # PUBREL 1, Packet Identifier not found');
+    assert.deepEqual(at(5, pub1v5(1), rec, notFound, puback(1)), []);
+    assert.deepEqual(at(5, rec, pub1v5(1), notFound), [], 'captured out of order');
+    assert.deepEqual(at(5, notFound), ['[MQTT-2.2.1-5]'], 'PUBREL 0x92 answers a PUBREC, not nothing');
   });
 });
 

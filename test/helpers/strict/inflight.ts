@@ -41,6 +41,8 @@ export class InFlight {
    * PUBREC the Server does not know is answered by PUBREL (5.0 with 0x92, Packet Identifier not found).
    */
   private readonly early = new Map<number, ClientAck[]>();
+  /** Every client PUBREC by id not yet answered by a Server PUBREL 0x92 (Packet Identifier not found). */
+  private readonly pubrecs = new Map<number, number>();
   /** Client requests awaiting the Server's answer, by `${answer type}:${id}`: their topic filter counts. */
   private readonly awaiting = new Map<string, number[]>();
 
@@ -54,6 +56,7 @@ export class InFlight {
 
   /** The client's PUBACK, PUBREC or PUBCOMP for a Server PUBLISH. */
   clientAck(type: number, id: number, reason: number): void {
+    if (type === PUBREC) this.pubrecs.set(id, (this.pubrecs.get(id) ?? 0) + 1);
     const o = this.outbound.get(id);
     if (o === undefined) {
       const list = this.early.get(id);
@@ -63,7 +66,7 @@ export class InFlight {
     }
     // The id is free again after PUBACK, PUBCOMP, or a PUBREC with a Reason Code of 0x80 or more (2.2.1).
     if (type === PUBACK || type === PUBCOMP || (type === PUBREC && reason >= 0x80)) this.outbound.delete(id);
-    else if (type === PUBREC && o.state === 'sent') o.state = 'received';
+    else if (type === PUBREC && o.state === 'sent' && o.qos === 2) o.state = 'received';
   }
 
   /** A Server answer (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) must answer a client packet with its id. */
@@ -95,7 +98,9 @@ export class InFlight {
     }
     const fresh = !this.sentIds.has(id);
     this.sentIds.add(id);
-    const early = this.takeEarly(id, () => true);
+    // Only an acknowledgement of this PUBLISH's kind: a PUBREC for an id that carries a QoS 1 PUBLISH is answered
+    // by the Server's PUBREL 0x92 (not found), which must still find it.
+    const early = this.takeEarly(id, (a) => (qos === 1 ? a.type === PUBACK : a.type !== PUBACK));
     if (early !== undefined) {
       if (qos === 2 && early.type === PUBREC && early.reason < 0x80) this.outbound.set(id, { qos, state: 'received' });
       return;
@@ -112,7 +117,20 @@ export class InFlight {
   }
 
   /** A Server PUBREL with a non-zero id: the second half of a QoS 2 PUBLISH the Server sent. */
-  serverPubrel(id: number, ctx: FlightContext, report: Report): void {
+  serverPubrel(id: number, reason: number, ctx: FlightContext, report: Report): void {
+    if (reason === 0x92) {
+      // 5.0 section 4.3.3: the answer to a client PUBREC whose id the Server does not know (or that names a QoS 1
+      // PUBLISH): right whenever the client sent such a PUBREC, whatever else flies under that id.
+      const n = this.pubrecs.get(id) ?? 0;
+      if (n > 0) {
+        if (n === 1) this.pubrecs.delete(id);
+        else this.pubrecs.set(id, n - 1);
+        this.takeEarly(id, (a) => a.type === PUBREC);
+        return;
+      }
+      if (ctx.clientUnderstood) report(ruleAt(RULES.ackPid, ctx.level), `PUBREL 0x92 for packet identifier ${id}, which no client PUBREC named`);
+      return;
+    }
     const o = this.outbound.get(id);
     if (o === undefined) {
       // It answers a client's PUBREC for an id the Server does not know; a resumed session may release what an
