@@ -31,9 +31,17 @@ const REGRESSIONS: Record<string, Record<string, string>> = {
     'regress-ack-without-packet-id-v5':
       'PUBREL with Remaining Length 0: read as packet id -1, answered with a truncated PUBCOMP (fixed: malformed, DISCONNECT 0x81)',
     'regress-ack-without-packet-id-v4': 'PUBREC with Remaining Length 0 at 3.1.1: answered PUBREL for id 65535 (fixed: malformed, closed)',
+    'regress-property-list-overrun':
+      'an UNSUBSCRIBE whose User Property ran past its 3-byte property list: read anyway, answered with 2 codes for 3 filters (issue 16; fixed: the raw property check, 0x81)',
+    'regress-oracle-connect-then-garbage':
+      'a v5 CONNECT, then bytes no one can frame: the strict oracle dropped the CONNECT with the rest and judged the v5 CONNACK as 3.1.1 (fixed in the oracle)',
   },
   publish: {
     'regress-pubrec-without-packet-id': 'PUBREC with Remaining Length 0 at v5: answered with a truncated PUBREL (fixed: malformed)',
+    'regress-forwarded-repeated-receive-maximum':
+      'a PUBLISH with Receive Maximum, repeated: acknowledged and forwarded as it was, malformed for every subscriber (issue 16; fixed: 0x81 before decoding)',
+    'regress-forwarded-maximum-qos': 'a PUBLISH whose property list overran into a forwarded Maximum QoS 0x71 (issue 16; fixed: 0x81)',
+    'regress-forwarded-nul-in-user-property': 'U+0000 in a User Property and other strings, forwarded (issue 16; fixed: 0x81)',
   },
   websocket: {
     'regress-client-closes':

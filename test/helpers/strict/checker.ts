@@ -97,22 +97,16 @@ export class StrictChecker {
 
   /** Bytes the client sent, in order. */
   client(chunk: Buffer): void {
-    const frames = this.fromClient.push(chunk);
-    if (!Array.isArray(frames)) {
-      this.clientUnderstood = false;
-      return;
-    }
-    for (const f of frames) this.onClientFrame(f);
+    for (const f of this.fromClient.push(chunk)) this.onClientFrame(f);
+    if (this.fromClient.broken !== null) this.clientUnderstood = false;
   }
 
   /** Bytes the Server sent, in order. */
   server(chunk: Buffer): void {
-    const frames = this.fromServer.push(chunk);
-    if (!Array.isArray(frames)) {
-      this.record(ruleAt({ v5: '§1.5.5', v4: '§2.2.3' }, this.level), frames.message, 'stream', frames.bytes);
-      return;
-    }
-    for (const f of frames) this.onServerFrame(f);
+    const wasBroken = this.fromServer.broken !== null;
+    for (const f of this.fromServer.push(chunk)) this.onServerFrame(f);
+    const broken = this.fromServer.broken;
+    if (!wasBroken && broken !== null) this.record(ruleAt({ v5: '§1.5.5', v4: '§2.2.3' }, this.level), broken.message, 'stream', broken.bytes);
   }
 
   private record(rule: string, message: string, packet: string, bytes: Buffer): void {

@@ -63,6 +63,14 @@ describe('strict checker: the opening', () => {
     assert.deepEqual(broken([cut, S('20 03 00 81 00 # CONNACK 5.0, malformed packet')]), []);
   });
 
+  test('the level is learnt from a CONNECT followed by bytes that cannot be framed', () => {
+    const connectThenGarbage = C(`
+      10 0f 00 04 4d 51 54 54 05 02 00 00 00 00 02 ff ff # CONNECT 5.0, client id FF FF (not UTF-8)
+      ff ff ff ff ff ff                                   # then a Remaining Length of more than 4 bytes
+    `);
+    assert.deepEqual(broken([connectThenGarbage, S('20 03 00 85 00 # CONNACK 5.0, client identifier not valid')]), []);
+  });
+
   test('an empty Client Identifier is answered with the one assigned [MQTT-3.2.2-16]', () => {
     const empty = C('10 0d 00 04 4d 51 54 54 05 02 00 3c 00 00 00 # CONNECT 5.0, client id ""');
     assert.deepEqual(broken([empty, S('20 07 00 00 04 12 00 01 61 # Assigned Client Identifier "a"')]), []);

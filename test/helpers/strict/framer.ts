@@ -34,8 +34,11 @@ export class Framer {
   /** Set once the stream cannot be framed: nothing after it is read. */
   broken: FramingError | null = null;
 
-  /** Adds `chunk`; returns the frames it completed, or a FramingError once (then nothing more). */
-  push(chunk: Buffer): Frame[] | FramingError {
+  /**
+   * Adds `chunk`; returns the frames it completed. Once the stream cannot be framed, `broken` says why and nothing
+   * more is read; the frames before that point are still returned (a CONNECT followed by garbage is a CONNECT).
+   */
+  push(chunk: Buffer): Frame[] {
     if (this.broken !== null || chunk.length === 0) return [];
     this.chunks.push(chunk);
     this.buffered += chunk.length;
@@ -65,7 +68,7 @@ export class Framer {
           this.broken = { message: 'Remaining Length is a Variable Byte Integer of more than 4 bytes', bytes: buf.subarray(off, off + 5) };
           this.chunks = [];
           this.buffered = 0;
-          return this.broken;
+          return frames;
         }
         this.need = buf.length - off + 1;
         break;
