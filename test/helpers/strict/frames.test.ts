@@ -203,7 +203,8 @@ describe('strict checker: reason codes', () => {
     const sub = C('82 06 00 01 00 01 61 01 # SUBSCRIBE id 1, "a" QoS 1');
     assert.deepEqual(at(4, sub, S('90 03 00 01 80 # SUBACK failure')), []);
     assert.deepEqual(at(4, sub, S('90 03 00 01 03 # SUBACK 0x03')), ['[MQTT-3.9.3-2]']);
-    assert.deepEqual(at(3, sub, S('90 03 00 01 80 # SUBACK failure: none in 3.1')), ['MQTT 3.1 §3.9']);
+    assert.deepEqual(at(3, sub, S('90 03 00 01 80 # SUBACK failure: none in 3.1, 3.1.1\'s code (spec.ts)')), []);
+    assert.deepEqual(at(3, sub, S('90 03 00 01 81 # SUBACK 0x81')), ['MQTT 3.1 §3.9']);
     const unsub = C('a2 05 00 01 00 01 61 # UNSUBSCRIBE "a"');
     assert.deepEqual(at(4, unsub, S('b0 02 00 01 # UNSUBACK')), []);
     assert.deepEqual(at(4, unsub, S('b0 03 00 01 00 # UNSUBACK with a payload')), ['§3.11.1']);

@@ -135,8 +135,11 @@ export const SERVER_REASON_CODES: Readonly<Record<number, { readonly codes: Read
 export const V4_CONNACK_CODES: ReadonlySet<number> = new Set([0, 1, 2, 3, 4, 5]);
 /** 3.1.1 SUBACK return codes [MQTT-3.9.3-2]. */
 export const V4_SUBACK_CODES: ReadonlySet<number> = new Set([0x00, 0x01, 0x02, 0x80]);
-/** MQTT 3.1 SUBACK codes: the granted QoS only, 3.1 has no failure code (added by 3.1.1). */
-export const V3_SUBACK_CODES: ReadonlySet<number> = new Set([0x00, 0x01, 0x02]);
+/** MQTT 3.1 SUBACK codes: the granted QoS; 3.1 has no failure code (added by 3.1.1). */
+// The one knowing exception to the tables: MQTT 3.1 has no refusal code, and a broker that refuses a
+// subscription must say something. Like Mosquitto, smq answers 3.1 clients with 3.1.1's 0x80 rather than
+// pretend the subscription was granted (3.1 clients read it as failure or as no QoS they asked for).
+export const V3_SUBACK_CODES: ReadonlySet<number> = new Set([0x00, 0x01, 0x02, 0x80]);
 
 /** A rule with its conformance id (or section) at 5.0 and at 3.1.1; MQTT 3.1 is judged by 3.1.1's. */
 export interface Rule {
