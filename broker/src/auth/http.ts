@@ -76,6 +76,8 @@ function describe(err: unknown): string {
  * are answers; any other status, a timeout or a network error applies `on_error` (deny answers Not authorized).
  */
 export class HttpAuth implements Hook {
+  /** authenticate() stops its HTTP call when the client goes away. */
+  readonly abortable = true;
   readonly name = 'auth-http';
   private readonly options: HttpAuthOptions;
   private readonly cache = new Map<string, { readonly answer: HttpAuthAnswer; readonly expires: number }>();

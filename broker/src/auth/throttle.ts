@@ -69,7 +69,7 @@ export class FailureThrottle {
 
   /** Milliseconds the next attempt from `address` must wait; 0 for no wait. */
   delayFor(address: string): number {
-    if (!this.enabled) return 0;
+    if (!this.enabled || this.failures.size === 0) return 0;
     const times = this.failures.get(hostKey(address));
     if (times === undefined) return 0;
     const n = this.recent(times);
@@ -104,7 +104,7 @@ export class FailureThrottle {
 
   /** A successful login forgets the address's failures. */
   reset(address: string): void {
-    this.failures.delete(hostKey(address));
+    if (this.failures.size > 0) this.failures.delete(hostKey(address)); // every good login: no key when none failed
   }
 
   /** Drops expired failure times from `times` and returns how many remain. */
@@ -209,11 +209,14 @@ export class LoginGate {
     return this.pendingByAddress.get(hostKey(address)) ?? 0;
   }
 
-  /** Admits a login from `address`; `signal` aborts its wait when the client goes away. */
-  enter(peer: string, signal: AbortSignal): GateVerdict {
-    const address = hostKey(peer);
-    const delayMs = this.throttle.delayFor(address);
+  /**
+   * Admits a login from `address`; the signal `abandoned` gives (asked for only when the login must wait) aborts
+   * its wait when the client goes away.
+   */
+  enter(peer: string, abandoned: () => AbortSignal): GateVerdict {
+    const delayMs = this.throttle.delayFor(peer);
     if (delayMs === 0) return GO;
+    const address = hostKey(peer);
     const n = this.pendingByAddress.get(address) ?? 0;
     if (n >= this.maxPending) return null;
     this.pendingByAddress.set(address, n + 1);
@@ -225,6 +228,7 @@ export class LoginGate {
       if (m > 0) this.pendingByAddress.set(address, m);
       else this.pendingByAddress.delete(address);
     };
+    const signal = abandoned();
     const wait = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         signal.removeEventListener('abort', abandon);

@@ -353,7 +353,13 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
 
   /** A signal that aborts when this connection closes: what a pending login holds is released at once. */
   loginSignal(): AbortSignal {
+    if (this.closed) return AbortSignal.abort(new Error('the client went away'));
     return (this.loginAbort ??= new AbortController()).signal;
+  }
+
+  /** The login has its answer: nothing waits on the signal any more, and an idle client should not carry it. */
+  loginDone(): void {
+    this.loginAbort = null;
   }
 
   /** Stream event: the stream has closed. */

@@ -58,10 +58,14 @@ export class HookRegistry {
     return false;
   }
 
-  /** First non-abstaining answer decides: 0 to allow (with the identity it named) or the v5 reason code. */
-  async authenticate(client: ClientInfo, connect: IConnectPacket, signal?: AbortSignal): Promise<AuthVerdict> {
+  /**
+   * First non-abstaining answer decides: 0 to allow (with the identity it named) or the v5 reason code.
+   * `abandoned` gives the signal that aborts when the client goes away, to the hooks that use one.
+   */
+  async authenticate(client: ClientInfo, connect: IConnectPacket, abandoned?: () => AbortSignal): Promise<AuthVerdict> {
     if (this.authenticateHooks) {
       for (const h of this.authenticateHooks) {
+        const signal = h.abortable === true ? abandoned?.() : undefined;
         signal?.throwIfAborted();
         const r = await (h.authenticate as Fn<'authenticate'>).call(h, client, connect, signal);
         if (r !== undefined) return r.ok ? { rc: RC.SUCCESS, identity: r.identity, expiresAt: r.expiresAt } : { rc: r.reasonCode, identity: undefined };

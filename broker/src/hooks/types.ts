@@ -72,8 +72,13 @@ export interface Hook {
    * `authorizePublish` / `onPublish` see those messages. Other `$` topics are refused (`$SYS/` is the broker's).
    */
   readonly claims?: readonly string[];
-  /** `signal` aborts when the client goes away before the answer: a backend call may stop early. */
+  /**
+   * `signal` aborts when the client goes away before the answer: a backend call may stop early. It is passed only
+   * to hooks that say they use it (`abortable`), so a login costs no AbortController otherwise.
+   */
   authenticate?(client: ClientInfo, connect: IConnectPacket, signal?: AbortSignal): AuthResult | Promise<AuthResult>;
+  /** True when `authenticate` makes use of its signal (a call to a backend that can be cancelled). */
+  readonly abortable?: boolean;
   /** May return a promise (HTTP backends); the connection then holds later packets so order is kept. */
   authorizePublish?(client: ClientInfo, message: Message): AuthzResult | Promise<AuthzResult>;
   /**

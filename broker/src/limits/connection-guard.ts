@@ -29,8 +29,12 @@ export class ConnectionGuard {
   private explaining = 0;
   private readonly explainingPer = new Map<string, number>();
 
+  /** Whether open connections are counted per address (only with that limit on: a key costs ~1 µs a connection). */
+  private readonly perAddressOn: boolean;
+
   constructor(limits: LimitsConfig) {
     this.limits = limits;
+    this.perAddressOn = limits.max_connections_per_address > 0;
   }
 
   /**
@@ -38,12 +42,16 @@ export class ConnectionGuard {
    * refusal and the name of the limit. Every admitted or refused connection must be released once.
    */
   admit(peer: string, now: number): { rc: number; limit: string } | null {
-    const address = hostKey(peer);
-    this.total++;
-    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     const l = this.limits;
+    const address = this.perAddressOn || l.connection_rate > 0 ? hostKey(peer) : '';
+    this.total++;
+    let fromAddress = 0;
+    if (this.perAddressOn) {
+      fromAddress = (this.perAddress.get(address) ?? 0) + 1;
+      this.perAddress.set(address, fromAddress);
+    }
     if (l.max_connections > 0 && this.total > l.max_connections) return { rc: RC.QUOTA_EXCEEDED, limit: 'max_connections' };
-    if (l.max_connections_per_address > 0 && (this.perAddress.get(address) ?? 0) > l.max_connections_per_address) {
+    if (this.perAddressOn && fromAddress > l.max_connections_per_address) {
       return { rc: RC.QUOTA_EXCEEDED, limit: 'max_connections_per_address' };
     }
     if (l.connection_rate > 0) {
@@ -74,11 +82,14 @@ export class ConnectionGuard {
 
   /** The connection from `address` has closed; `explained`: it was a refused one kept open by explain(). */
   release(peer: string, explained = false): void {
-    const address = hostKey(peer);
     this.total--;
-    const n = (this.perAddress.get(address) ?? 1) - 1;
-    if (n <= 0) this.perAddress.delete(address);
-    else this.perAddress.set(address, n);
+    if (!this.perAddressOn && !explained) return;
+    const address = hostKey(peer);
+    if (this.perAddressOn) {
+      const n = (this.perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, n);
+    }
     if (!explained) return;
     this.explaining--;
     const e = (this.explainingPer.get(address) ?? 1) - 1;

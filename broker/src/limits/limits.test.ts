@@ -94,17 +94,18 @@ test('semaphore: a job whose client went away leaves the queue at once and never
   const busy = sem.run(() => new Promise<void>((resolve) => { release = resolve; }));
   const gone = new AbortController();
   let ran = false;
-  const abandoned = sem.run(async () => { ran = true; }, gone.signal);
+  const abandoned = sem.run(async () => { ran = true; }, () => gone.signal);
   const next = sem.run(async () => 'next');
   assert.equal(sem.queued, 2);
   gone.abort(new Error('client went away'));
   await assert.rejects(abandoned, /client went away/);
   assert.equal(sem.queued, 1, 'its place is given up without waiting for a slot');
+  await assert.rejects(sem.run(async () => undefined, () => gone.signal), /client went away/, 'an aborted signal never queues');
+  assert.equal(sem.queued, 1);
   release();
   assert.equal(await next, 'next');
   await busy;
   assert.equal(ran, false);
-  await assert.rejects(sem.run(async () => undefined, gone.signal), /client went away/, 'an aborted signal never queues');
 });
 
 test('connection guard: refused connections are kept open to be told why only up to a bound, in all and per address', async () => {

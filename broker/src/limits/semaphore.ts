@@ -13,14 +13,13 @@ export class Semaphore {
   }
 
   /**
-   * Runs `job` when a slot is free; the slot is returned when its promise settles. With `signal`, an abort while
-   * waiting rejects with the signal's reason and frees the place in the queue; the job itself gets the signal to
-   * stop early (an HTTP call, say).
+   * Runs `job` when a slot is free; the slot is returned when its promise settles. With `signal` (asked for only
+   * when the job must wait, so the common case allocates nothing), an abort while waiting rejects with the
+   * signal's reason and frees the place in the queue.
    */
-  async run<T>(job: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    signal?.throwIfAborted();
+  async run<T>(job: () => Promise<T>, signal?: () => AbortSignal): Promise<T> {
     if (this.free > 0) this.free--;
-    else await this.wait(signal);
+    else await this.wait(signal?.());
     try {
       return await job();
     } finally {
@@ -29,6 +28,7 @@ export class Semaphore {
   }
 
   private wait(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const start = (): void => {
         signal?.removeEventListener('abort', abandon);

@@ -73,8 +73,8 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
  */
 async function authenticate(conn: Connection, packet: IConnectPacket): Promise<boolean> {
   const broker = conn.broker;
-  const signal = conn.loginSignal();
-  const gate = broker.loginGate.enter(conn.remoteAddress, signal);
+  const abandoned = (): AbortSignal => conn.loginSignal(); // made only if something must wait
+  const gate = broker.loginGate.enter(conn.remoteAddress, abandoned);
   if (gate === null) {
     // Refused before any password is checked, so it is not a failed login and tells a guesser nothing.
     broker.limitHit('login_pending');
@@ -84,9 +84,9 @@ async function authenticate(conn: Connection, packet: IConnectPacket): Promise<b
     if (gate.wait !== null && !(await gate.wait)) return false;
     let verdict: AuthVerdict;
     try {
-      verdict = await broker.workers.run(() => broker.hooks.authenticate(conn, packet, signal), signal);
+      verdict = await broker.workers.run(() => broker.hooks.authenticate(conn, packet, abandoned), abandoned);
     } catch (err) {
-      if (signal.aborted) return false;
+      if (conn.closed) return false; // abandoned: the wait or the backend call was aborted
       throw err;
     }
     if (conn.closed) return false;
@@ -96,6 +96,7 @@ async function authenticate(conn: Connection, packet: IConnectPacket): Promise<b
     return true;
   } finally {
     gate.leave();
+    conn.loginDone();
   }
 }
 
