@@ -14,6 +14,7 @@ import { AssertionError } from 'node:assert';
 import type { Duplex } from 'node:stream';
 import { after, afterEach } from 'node:test';
 import { connect, type IClientOptions, type IStream, type MqttClient } from 'mqtt';
+import type { RawData, WebSocket } from 'ws';
 import { formatViolation, StrictChecker, type Violation } from './checker.js';
 import type { Level } from './spec.js';
 
@@ -25,31 +26,66 @@ export function strictChecker(level: Level, label?: string): StrictChecker {
   return new StrictChecker({ level, ...(label !== undefined ? { label } : {}), onViolation: (v) => unreported.push(v) });
 }
 
-/** What tapStream needs of a stream: its 'data' events and its write(). */
+/** What tapStream needs of a stream: its 'data' events, its write() and its end(). */
 export interface Tappable {
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   write(...args: never[]): boolean;
+  end(...args: never[]): unknown;
 }
 
 /**
  * Lets `checker` see both directions of `stream`: what arrives (the broker's bytes) through a 'data' listener of
- * its own, and what is written (the client's bytes) by wrapping the stream's write(), the one call every byte a
- * client sends goes through, whoever makes it (a helper, a test writing raw bytes, mqtt-packet's writeToStream).
+ * its own, and what is written (the client's bytes) by wrapping the stream's write() and end(), the two calls
+ * every byte a client sends goes through, whoever makes it (a helper, a test writing raw bytes, mqtt-packet's
+ * writeToStream). end(chunk) needs its own wrapper: Writable.end hands the chunk on without calling write().
  */
 export function tapStream(stream: Duplex | Tappable, checker: StrictChecker): void {
   stream.on('data', (d: Buffer) => checker.server(d));
-  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
-  const tapped = (chunk: unknown, ...rest: unknown[]): boolean => {
+  const see = (chunk: unknown, encoding: unknown): void => {
     if (Buffer.isBuffer(chunk)) checker.client(chunk);
     else if (chunk instanceof Uint8Array) checker.client(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    else if (typeof chunk === 'string') checker.client(Buffer.from(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : 'utf8'));
+    else if (typeof chunk === 'string') checker.client(Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'));
+  };
+  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  const tappedWrite = (chunk: unknown, ...rest: unknown[]): boolean => {
+    see(chunk, rest[0]);
     return write(chunk, ...rest);
   };
-  stream.write = tapped as Duplex['write'];
+  stream.write = tappedWrite as Duplex['write'];
+  const end = stream.end.bind(stream) as (...args: unknown[]) => unknown;
+  const tappedEnd = (...args: unknown[]): unknown => {
+    // end(), end(callback), end(chunk[, encoding][, callback]): only the last form carries bytes.
+    if (args.length > 0 && typeof args[0] !== 'function') see(args[0], args[1]);
+    return end(...args);
+  };
+  stream.end = tappedEnd as Duplex['end'];
 }
 
-/** The level a checker starts at for a client with these options (its CONNECT then says for sure). */
-function levelOf(options: IClientOptions): Level {
+/**
+ * Lets `checker` see the MQTT bytes of a raw WebSocket (a test speaking MQTT over `ws` by hand): the binary
+ * messages each way. A text frame carries no MQTT [MQTT-6.0.0-1]; a test that sends one on purpose is answered
+ * by the broker closing the connection, which is judged on what came before.
+ */
+export function tapWebSocket(ws: WebSocket, checker: StrictChecker): void {
+  ws.on('message', (data: RawData, isBinary: boolean) => {
+    if (!isBinary) return;
+    if (Buffer.isBuffer(data)) checker.server(data);
+    else if (Array.isArray(data)) checker.server(Buffer.concat(data));
+    else checker.server(Buffer.from(data));
+  });
+  const send = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
+  const tapped = (data: unknown, ...rest: unknown[]): void => {
+    // ws sends a string as text and anything else as binary unless the options say otherwise.
+    const options = rest[0];
+    const asked = typeof options === 'object' && options !== null ? (options as { binary?: boolean }).binary : undefined;
+    if ((asked ?? typeof data !== 'string') && data instanceof Uint8Array) checker.client(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    send(data, ...rest);
+  };
+  ws.send = tapped as WebSocket['send'];
+}
+
+/** The level a checker starts at for a client with these MQTT.js options (its CONNECT then says for sure). */
+export function levelOf(options: IClientOptions): Level {
   return options.protocolVersion === 3 || options.protocolVersion === 5 ? options.protocolVersion : 4;
 }
 

@@ -12,11 +12,11 @@ import { connect as netConnect, createServer, type AddressInfo, type Server, typ
 import { createServer as createTlsServer, Server as TlsServer } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { makeCertificates, type TestCertificates } from '../certs.js';
 import { bytes, CONNACK_V5, CONNECT_V5 } from './fixtures.js';
 import { StrictRelay } from './relay.js';
-import { strictConnect, takeViolations } from './tap.js';
+import { strictChecker, strictConnect, takeViolations, tapWebSocket } from './tap.js';
 
 const BAD_PUBLISH = bytes(`
   30 0a          # PUBLISH QoS 0, remaining length 10
@@ -132,6 +132,30 @@ describe('strictConnect and StrictRelay', () => {
       expectBadPublish(clientId);
     });
   }
+
+  test('tapWebSocket: a raw ws client\'s binary messages are checked, its text frames are not MQTT', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    const got: boolean[] = [];
+    wss.on('connection', (ws) => ws.on('message', (_data, isBinary) => {
+      got.push(isBinary);
+      if (isBinary) ws.send(ANSWER);
+    }));
+    await once(wss, 'listening');
+    after(async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    });
+    const ws = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/mqtt`, 'mqtt');
+    tapWebSocket(ws, strictChecker(4));
+    await once(ws, 'open');
+    // A text frame first: were it read as MQTT, the checker would take it for a 3.1.1 CONNECT of client "x".
+    ws.send(Buffer.from('100d00044d5154540402003c000178', 'hex'), { binary: false });
+    ws.send(CONNECT_V5);
+    await once(ws, 'message');
+    ws.terminate();
+    assert.deepEqual(got, [false, true]);
+    expectBadPublish('c');
+  });
 
   test('StrictRelay: forwards both ways unchanged, checks the server side, closes the far side', async () => {
     const sockets = new Set<Socket>();
