@@ -1,11 +1,11 @@
 /**
- * The strict checker in the black-box tests: every connection a test helper opens (RawClient, MQTT.js clients
- * made by strictConnect, connectMqtt and the c1/c2 helpers, command-line clients through a StrictRelay) gets a
- * StrictChecker that sees both directions, and every violation
- * lands in one list for this test process. Importing this module registers two hooks on the test file: after
- * each test, and after the file, any violation not yet reported fails it (with rule, connection and hex). The
- * helpers' own cleanup (ClientPool.closeAll, Clients.closeAll) reports too, so what arrives while a test's
- * clients close is pinned on that test.
+ * The strict checker in the black-box tests: every connection a test opens to the broker (RawClient, MQTT.js
+ * clients made by strictConnect, connectMqtt and the c1/c2 helpers, hand-made sockets and WebSockets through
+ * tapStream and tapWebSocket, command-line clients through a StrictRelay) gets a StrictChecker that sees both
+ * directions, and every violation lands in one list for this test process. Importing this module registers two
+ * hooks on the test file: after each test, and after the file, any violation not yet reported fails it (with
+ * rule, connection and hex). The helpers' own cleanup (ClientPool.closeAll, Clients.closeAll) reports too, so
+ * what arrives while a test's clients close is pinned on that test.
  *
  * Only the broker's output is judged: a test that sends garbage on purpose stays green as long as what the
  * broker answers is well-formed.
