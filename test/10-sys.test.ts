@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const AGAINST_MOSQUITTO = process.env['SMQ_TEST_AGAINST'] === 'mosquitto';
 /** Mosquitto ignores our config and keeps its default sys_interval of 10 s. */
@@ -76,7 +77,7 @@ let broker: RunningBroker;
 const clients = new Set<MqttClient>();
 
 function open(options: IClientOptions = {}): Promise<Watcher> {
-  const client = connect(`mqtt://127.0.0.1:${broker.port}`, {
+  const client = strictConnect(`mqtt://127.0.0.1:${broker.port}`, {
     protocolVersion: 4,
     reconnectPeriod: 0,
     connectTimeout: 5000,

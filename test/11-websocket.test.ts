@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import WebSocket from 'ws';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { strictChecker, strictConnect, tapWebSocket } from './helpers/strict/tap.js';
 
 const AGAINST_MOSQUITTO = process.env['SMQ_TEST_AGAINST'] === 'mosquitto';
 
@@ -38,7 +39,7 @@ interface Opened {
 }
 
 function open(url: string, options: IClientOptions): Promise<Opened> {
-  const client = connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  const client = strictConnect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
   clients.add(client);
   const received: Received[] = [];
   const waiters: ((m: Received) => void)[] = [];
@@ -73,6 +74,7 @@ function open(url: string, options: IClientOptions): Promise<Opened> {
 function rawWs(url: string, protocols: string | string[]): Promise<{ ws?: WebSocket; status?: number; error?: Error }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, protocols);
+    tapWebSocket(ws, strictChecker(4));
     const t = setTimeout(() => { ws.terminate(); resolve({ error: new Error('no answer to the upgrade within 5 s') }); }, 5000);
     ws.once('open', () => { clearTimeout(t); resolve({ ws }); });
     ws.once('unexpected-response', (_req, res) => {

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { RawClient } from './helpers/raw.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const AGAINST_MOSQUITTO = process.env['SMQ_TEST_AGAINST'] === 'mosquitto';
 
@@ -74,7 +75,7 @@ describe('slow consumer', { skip: AGAINST_MOSQUITTO && 'smq-specific: mosquitto 
     slow.socket.pause();
 
     // A normal subscriber to the same topic, counting what it receives without keeping it.
-    const normal: MqttClient = connect(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 4, reconnectPeriod: 0, clientId: `normal-${process.pid}` });
+    const normal: MqttClient = strictConnect(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 4, reconnectPeriod: 0, clientId: `normal-${process.pid}` });
     let normalCount = 0;
     let normalClosed = false;
     const endSeen = new Promise<void>((resolve) => {

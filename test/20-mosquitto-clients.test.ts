@@ -5,12 +5,16 @@
  *
  * `mosquitto_sub` runs with `-d`, so readiness is seen on its debug output ("received SUBACK") rather than
  * guessed, and with `-F` so each message arrives as one parseable line.
+ *
+ * The clients connect through a StrictRelay, a loopback relay to the broker, so everything the broker sends them
+ * also goes through the strict checker, as for the in-process clients.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { StrictRelay } from './helpers/strict/relay.js';
 
 /** Output format for received messages: a marker, then topic, QoS, retain flag and payload. */
 const FORMAT = 'MSG %t %q %r %p';
@@ -122,6 +126,8 @@ function waitUntil(cond: () => boolean, sources: readonly ClientProcess[], timeo
 const running = new Set<ClientProcess>();
 
 let broker: RunningBroker;
+/** What the clients connect to: the broker, through the checker. */
+let relay: StrictRelay;
 let seq = 0;
 
 /** A topic no other test uses. */
@@ -131,7 +137,7 @@ function uniqueTopic(name: string): string {
 }
 
 function base(version: string, id: string): string[] {
-  return ['-h', '127.0.0.1', '-p', String(broker.port), '-V', version, '-i', id];
+  return ['-h', '127.0.0.1', '-p', String(relay.port), '-V', version, '-i', id];
 }
 
 /** Starts mosquitto_sub with `-d` and waits for its SUBACK. */
@@ -151,10 +157,12 @@ async function pub(version: string, id: string, args: readonly string[], stdin?:
 
 before(async () => {
   broker = await startBroker();
+  relay = await StrictRelay.start(broker.port);
 });
 
 after(async () => {
   for (const p of running) p.kill('SIGKILL');
+  await relay?.close();
   await broker?.stop();
 });
 

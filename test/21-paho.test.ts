@@ -1,12 +1,15 @@
 /**
  * Interoperability with Eclipse Paho: runs test/fixtures/paho_client.py (paho-mqtt 2.x) against the built
- * broker for MQTT 3.1.1 and 5 and checks the events it prints, one JSON object per line.
+ * broker for MQTT 3.1.1 and 5 and checks the events it prints, one JSON object per line. The script connects
+ * through a StrictRelay (a loopback relay to the broker), so what the broker sends it goes through the strict
+ * checker too.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, startBroker, type RunningBroker } from './helpers/broker.js';
 import { runToEnd } from './helpers/process.js';
+import { StrictRelay } from './helpers/strict/relay.js';
 
 const SCRIPT = join(ROOT, 'test', 'fixtures', 'paho_client.py');
 
@@ -36,13 +39,15 @@ interface PahoRun {
 }
 
 let broker: RunningBroker;
+/** What the script connects to: the broker, through the checker. */
+let relay: StrictRelay;
 let seq = 0;
 
 /** Runs one scenario to completion (the script bounds each of its own waits; this bounds the whole run). */
 async function runPaho(protocol: 'MQTTv311' | 'MQTTv5', scenario: string, timeoutMs = 30000): Promise<PahoRun> {
   seq += 1;
   const prefix = `paho/${process.pid}/${seq}`;
-  const run = await runToEnd('python3', [SCRIPT, '127.0.0.1', String(broker.port), protocol, scenario, prefix], {
+  const run = await runToEnd('python3', [SCRIPT, '127.0.0.1', String(relay.port), protocol, scenario, prefix], {
     env: { PYTHONUNBUFFERED: '1' },
     timeoutMs,
   });
@@ -72,9 +77,11 @@ function messages(run: PahoRun, client?: string): PahoEvent[] {
 
 before(async () => {
   broker = await startBroker();
+  relay = await StrictRelay.start(broker.port);
 });
 
 after(async () => {
+  await relay?.close();
   await broker?.stop();
 });
 

@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 /** One received message, as the test compares it. */
 interface Received {
@@ -91,7 +92,7 @@ function uniqueTopic(name: string): string {
  * delivers right after CONNACK are not missed.
  */
 function open(protocolVersion: 4 | 5, options: IClientOptions = {}): Promise<Connected> {
-  const client = connect(`mqtt://127.0.0.1:${broker.port}`, {
+  const client = strictConnect(`mqtt://127.0.0.1:${broker.port}`, {
     protocolVersion,
     reconnectPeriod: 0,
     connectTimeout: 5000,

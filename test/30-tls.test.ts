@@ -18,13 +18,14 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { BIN, ROOT, startBroker, writeConfig, type RunningBroker } from './helpers/broker.js';
 import { closeMqtt, Inbox, stopBroker, uniq, withTimeout, type Version } from './helpers/c2.js';
 import { makeCertificates, SecretDir, type KeyPair, type TestCertificates } from './helpers/certs.js';
 import { runToEnd } from './helpers/process.js';
 import { RawClient } from './helpers/raw.js';
+import { strictChecker, strictConnect, tapStream } from './helpers/strict/tap.js';
 
 const AGAINST_MOSQUITTO = process.env['SMQ_TEST_AGAINST'] === 'mosquitto';
 const T = { timeout: 30000, skip: AGAINST_MOSQUITTO && 'the mosquitto harness sets up plain listeners only' };
@@ -57,7 +58,7 @@ async function tlsBroker(tls: Record<string, unknown>, extra: Record<string, unk
 
 /** Connects MQTT.js and resolves once CONNACK arrives; the client is closed after the suite. */
 async function mqttOpen(url: string, options: IClientOptions): Promise<{ client: MqttClient; inbox: Inbox }> {
-  const client = mqttConnect(url, { reconnectPeriod: 0, connectTimeout: 5000, clientId: uniq('tls'), ca: certs.ca.certPem, ...options });
+  const client = strictConnect(url, { reconnectPeriod: 0, connectTimeout: 5000, clientId: uniq('tls'), ca: certs.ca.certPem, ...options });
   clients.add(client);
   const inbox = new Inbox(client);
   await withTimeout(new Promise<void>((resolve, reject) => {
@@ -100,6 +101,7 @@ function attempt(port: number, options: ConnectionOptions): Promise<Attempt> {
   return withTimeout(new Promise<Attempt>((resolve) => {
     const result: Attempt = { secure: false, protocol: null, packet: undefined, error: undefined };
     const socket = tlsConnect({ host: '127.0.0.1', port, ca: certs.ca.certPem, ...options });
+    tapStream(socket, strictChecker(4));
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     parser.once('packet', (p: mqttPacket.Packet) => {
       result.packet = p;
@@ -343,7 +345,7 @@ describe('mutual TLS (tls.verify: true)', T, () => {
 
   test('wss:// without a client certificate is refused too', async () => {
     const failed = nextHandshakeFailure(broker);
-    const client = mqttConnect(`wss://127.0.0.1:${broker.wssPort}/mqtt`, { reconnectPeriod: 0, connectTimeout: 5000, ca: certs.ca.certPem });
+    const client = strictConnect(`wss://127.0.0.1:${broker.wssPort}/mqtt`, { reconnectPeriod: 0, connectTimeout: 5000, ca: certs.ca.certPem });
     clients.add(client);
     client.on('error', () => { /* expected */ });
     let connected = false;

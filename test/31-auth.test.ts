@@ -14,11 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqttPacket from 'mqtt-packet';
-import { connect as mqttConnect, type IConnackPacket } from 'mqtt';
+import type { IConnackPacket } from 'mqtt';
 import { BIN, ROOT, startBroker, type RunningBroker } from './helpers/broker.js';
 import { AGAINST_MOSQUITTO, Clients, closeMqtt, stopBroker, uniq, VERSIONS, withTimeout, type Version } from './helpers/c2.js';
 import { makeCertificates } from './helpers/certs.js';
 import { runToEnd } from './helpers/process.js';
+import { strictChecker, strictConnect, tapStream } from './helpers/strict/tap.js';
 
 const T = { timeout: 20000 };
 /** What a refusal looks like on the wire, per protocol level. */
@@ -48,6 +49,7 @@ function newLog(broker: RunningBroker, since: number, msg: string): (r: Record<s
 function connectFrom(port: number, localAddress: string, version: Version, fields: Partial<mqttPacket.IConnectPacket>): Promise<{ connack: mqttPacket.IConnackPacket; ms: number }> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ port, host: '127.0.0.1', localAddress });
+    tapStream(socket, strictChecker(version));
     const parser = mqttPacket.parser({ protocolVersion: version });
     let start = 0;
     const t = setTimeout(() => { socket.destroy(); reject(new Error('no CONNACK within 15000 ms')); }, 15000);
@@ -177,7 +179,7 @@ describe('31 auth', { skip: AGAINST_MOSQUITTO ? 'smq configuration' : false }, (
     assert.ok(broker.tlsPort, 'the broker reported a TLS listener');
     for (const v of VERSIONS) {
       for (const creds of [{}, { username: 'device-1', password: 'not the password' }]) {
-        const client = mqttConnect({
+        const client = strictConnect({
           protocol: 'mqtts', host: '127.0.0.1', port: broker.tlsPort, protocolVersion: v, clientId: uniq('mtls'), reconnectPeriod: 0,
           ca: certs.ca.certPem, cert: certs.client.certPem, key: certs.client.keyPem, servername: 'localhost', ...creds,
         });

@@ -9,12 +9,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type NetConnectOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqttPacket from 'mqtt-packet';
 import { httpBase, startBroker, type RunningBroker } from './helpers/broker.js';
+import { strictChecker, tapStream } from './helpers/strict/tap.js';
 
 const ATTACKER = '127.0.0.2';
 const DEVICE = '127.0.0.3';
@@ -30,10 +31,17 @@ function connectBytes(password: string, clientId: string): Buffer {
   });
 }
 
+/** A socket to the broker whose traffic the strict checker sees (the CONNECTs here are 3.1.1). */
+function checkedSocket(options: NetConnectOpts, onConnect?: () => void): Socket {
+  const socket = netConnect(options, onConnect);
+  tapStream(socket, strictChecker(4));
+  return socket;
+}
+
 /** A CONNECT from `localAddress`; resolves with the CONNACK return code and its latency in ms. */
 function login(port: number, localAddress: string, password: string): Promise<{ rc: number; ms: number }> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ port, host: '127.0.0.1', localAddress });
+    const socket = checkedSocket({ port, host: '127.0.0.1', localAddress });
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     let start = 0;
     socket.once('connect', () => {
@@ -54,7 +62,7 @@ function login(port: number, localAddress: string, password: string): Promise<{ 
 /** One flood connection: a bad CONNECT, then the socket is closed at once. Resolves when it is gone. */
 function abandonedLogin(port: number): Promise<void> {
   return new Promise((resolve) => {
-    const socket = netConnect({ port, host: '127.0.0.1', localAddress: ATTACKER }, () => {
+    const socket = checkedSocket({ port, host: '127.0.0.1', localAddress: ATTACKER }, () => {
       socket.end(connectBytes('wrong', `flood-${Math.random().toString(36).slice(2)}`));
     });
     socket.on('data', () => undefined);
@@ -64,9 +72,9 @@ function abandonedLogin(port: number): Promise<void> {
 }
 
 /** A bad CONNECT from the attacker's address left open (it waits out the throttle's delay); resolves once written. */
-function pendingLogin(port: number): Promise<import('node:net').Socket> {
+function pendingLogin(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ port, host: '127.0.0.1', localAddress: ATTACKER }, () => {
+    const socket = checkedSocket({ port, host: '127.0.0.1', localAddress: ATTACKER }, () => {
       socket.write(connectBytes('wrong', `wait-${Math.random().toString(36).slice(2)}`), () => resolve(socket));
     });
     socket.on('data', () => reject(new Error('a slowed-down login was answered before its delay')));

@@ -10,9 +10,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const ROUNDS = 8;
 
@@ -32,7 +33,7 @@ class Tally {
 }
 
 function persistentClient(port: number, clientId: string, version: 4 | 5, tally?: Tally): MqttClient {
-  const c = connect(`mqtt://127.0.0.1:${port}`, {
+  const c = strictConnect(`mqtt://127.0.0.1:${port}`, {
     clientId,
     clean: false,
     protocolVersion: version,
@@ -158,7 +159,7 @@ test('SIGKILL at random moments loses no acknowledged QoS 1/2 message', { timeou
   });
 
   // Retained messages survived too.
-  const late = connect(`mqtt://127.0.0.1:${port}`, { clientId: 'durable-late', clean: true, reconnectPeriod: 0 });
+  const late = strictConnect(`mqtt://127.0.0.1:${port}`, { clientId: 'durable-late', clean: true, reconnectPeriod: 0 });
   const retained = new Promise<string>((resolve) => late.on('message', (_t, p) => resolve(p.toString())));
   await connected(late);
   await late.subscribeAsync('crash/retained', { qos: 1 });

@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { makeCertificates } from './helpers/certs.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const T = { timeout: 60_000 };
 let etcd: RunningEtcd;
@@ -83,7 +84,7 @@ class Client {
 }
 
 async function open(node: RunningBroker, version: 4 | 5, options: IClientOptions = {}): Promise<Client> {
-  const m = connect(`mqtt://127.0.0.1:${node.port}`, {
+  const m = strictConnect(`mqtt://127.0.0.1:${node.port}`, {
     protocolVersion: version,
     reconnectPeriod: 0,
     connectTimeout: 10_000,
@@ -235,7 +236,7 @@ test('a persistent session moves to the node its client reconnects to, with its 
   const count = 50;
   for (let i = 0; i < count; i++) await pub.mqtt.publishAsync(`${t}/m`, `m${i}`, { qos: 1 });
   // Reconnect to n2: the session comes from n1 with the 50 queued messages.
-  const m = connect(`mqtt://127.0.0.1:${nodes[1]!.port}`, { protocolVersion: 4, reconnectPeriod: 0, clientId: id, clean: false });
+  const m = strictConnect(`mqtt://127.0.0.1:${nodes[1]!.port}`, { protocolVersion: 4, reconnectPeriod: 0, clientId: id, clean: false });
   clients.add(m);
   const moved = new Client(m);
   const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {

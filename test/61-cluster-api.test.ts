@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { connectMqtt } from './helpers/mqtt.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 let etcd: RunningEtcd;
 let a: RunningBroker;
@@ -154,7 +155,7 @@ test('/metrics counts cross-node forwards and the etcd latency of each batch wri
 
 test('an agent on the other node is listed, with its ClientInfo, by this node\'s /agents', async () => {
   const info = { host_name: 'pi.example.com', intranet_ip: '10.0.0.7', public_ip: '', platform: 'linux', arch: 'aarch64', os: 'Debian 12', agent_version: 'v0.0.1' };
-  const agent = connect(`mqtt://127.0.0.1:${b.port}`, {
+  const agent = strictConnect(`mqtt://127.0.0.1:${b.port}`, {
     protocolVersion: 5, clientId: 'capi-agent', reconnectPeriod: 0, properties: { userProperties: { client_info: JSON.stringify(info) } },
   });
   clients.push(agent);

@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startBroker, type RunningBroker, httpBase } from './helpers/broker.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const TOKEN = 'swagger-t0ken';
 let broker: RunningBroker;
@@ -21,7 +22,7 @@ before(async () => {
   broker = await startBroker({ config: { http: { enable: true, host: '127.0.0.1', port: 0, tokens: [TOKEN] } } });
   base = await httpBase(broker);
   // One client, so that the counters the page shows are not all zero.
-  client = connect(`mqtt://127.0.0.1:${broker.port}`, { clientId: 'swagger-ui-watcher', reconnectPeriod: 0 });
+  client = strictConnect(`mqtt://127.0.0.1:${broker.port}`, { clientId: 'swagger-ui-watcher', reconnectPeriod: 0 });
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', reject);

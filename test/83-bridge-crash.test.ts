@@ -10,10 +10,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startKafka, type RunningKafka } from './helpers/kafka.js';
 import { addMapping, bridgeHealth, HTTP_CONFIG, httpBase, pollUntil, readRecords } from './helpers/bridge.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 let kafka: RunningKafka;
 const brokers: RunningBroker[] = [];
@@ -39,7 +40,7 @@ test('bridged QoS 1 and 2 messages waiting for Kafka when the broker is killed r
   await kafka.stop(); // SIGKILL: the broker's batches now wait
 
   const options = { protocolVersion: 5 as const, clientId: 'b83-pub', clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0 };
-  const pub = connect(`mqtt://127.0.0.1:${first.port}`, options);
+  const pub = strictConnect(`mqtt://127.0.0.1:${first.port}`, options);
   clients.push(pub);
   await new Promise<void>((resolve, reject) => {
     pub.once('connect', () => resolve());
@@ -64,7 +65,7 @@ test('bridged QoS 1 and 2 messages waiting for Kafka when the broker is killed r
   brokers.push(second);
   // The same client, its session and its unacknowledged packets: MQTT.js resends them on reconnect, and a
   // fresh client with the same store resumes the session.
-  const again = connect(`mqtt://127.0.0.1:${second.port}`, { ...options, incomingStore: pub.incomingStore, outgoingStore: pub.outgoingStore });
+  const again = strictConnect(`mqtt://127.0.0.1:${second.port}`, { ...options, incomingStore: pub.incomingStore, outgoingStore: pub.outgoingStore });
   clients.push(again);
   const done = new Promise<void>((resolve) => {
     let n = 0;

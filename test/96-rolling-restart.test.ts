@@ -11,10 +11,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 let etcd: RunningEtcd;
 const nodes = new Map<string, RunningBroker>();
@@ -55,7 +56,7 @@ after(async () => {
 /** A persistent v5 client that goes from node to node as a Service would send it (any node, on reconnect). */
 function client(clientId: string, first: string): MqttClient {
   const order = [first, ...[...ports.keys()].filter((p) => p !== first)];
-  const c = connect({
+  const c = strictConnect({
     servers: order.map((id) => ({ host: '127.0.0.1', port: ports.get(id) as number })),
     protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 600 },
     reconnectPeriod: 200, connectTimeout: 5000,
@@ -70,7 +71,7 @@ test('a persistent subscriber hopping between nodes mid-stream, its publisher on
   let deliveries = 0;
   let onGot: (() => void) | null = null;
   const join = async (pod: string): Promise<MqttClient> => {
-    const c = connect(`mqtt://127.0.0.1:${ports.get(pod)}`, persistent);
+    const c = strictConnect(`mqtt://127.0.0.1:${ports.get(pod)}`, persistent);
     clients.push(c);
     c.on('message', (_t, payload) => {
       deliveries++;
@@ -82,7 +83,7 @@ test('a persistent subscriber hopping between nodes mid-stream, its publisher on
   };
   const first = await join('pod-0');
   await first.subscribeAsync('hop/#', { qos: 1 });
-  const pub = connect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { protocolVersion: 5, clientId: 'hop-pub', reconnectPeriod: 0 });
+  const pub = strictConnect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { protocolVersion: 5, clientId: 'hop-pub', reconnectPeriod: 0 });
   clients.push(pub);
   await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
 
@@ -192,14 +193,14 @@ test('a rolling restart of every node, drained one at a time, loses no acknowled
 
 test('a node drained for good hands its offline persistent sessions over: what was published meanwhile reaches the client on another node', { timeout: 60_000 }, async () => {
   // An offline persistent session on pod-0, with one message already queued.
-  const sub = connect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, {
+  const sub = strictConnect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, {
     protocolVersion: 5, clientId: 'away-sub', clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0,
   });
   clients.push(sub);
   await new Promise<void>((resolve) => sub.once('connect', () => resolve()));
   await sub.subscribeAsync('away/#', { qos: 1 });
   await sub.endAsync();
-  const pub = connect(`mqtt://127.0.0.1:${ports.get('pod-1')}`, { protocolVersion: 5, clientId: 'away-pub', reconnectPeriod: 0 });
+  const pub = strictConnect(`mqtt://127.0.0.1:${ports.get('pod-1')}`, { protocolVersion: 5, clientId: 'away-pub', reconnectPeriod: 0 });
   clients.push(pub);
   await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
   await pub.publishAsync('away/t', 'before', { qos: 1 });
@@ -210,7 +211,7 @@ test('a node drained for good hands its offline persistent sessions over: what w
   for (let i = 0; i < 20; i++) await pub.publishAsync('away/t', `after${i}`, { qos: 1 });
 
   // The client comes back to pod-2: its session, with everything queued, is there.
-  const back = connect(`mqtt://127.0.0.1:${ports.get('pod-2')}`, {
+  const back = strictConnect(`mqtt://127.0.0.1:${ports.get('pod-2')}`, {
     protocolVersion: 5, clientId: 'away-sub', clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0,
   });
   clients.push(back);
@@ -230,13 +231,13 @@ test('two nodes drained at once (a scale-down) hand their persistent sessions to
   const persistent = { protocolVersion: 5 as const, clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0 };
   const ids = ['down-a', 'down-b', 'down-c', 'down-d'];
   for (const [i, clientId] of ids.entries()) {
-    const c = connect(`mqtt://127.0.0.1:${ports.get(i % 2 === 0 ? 'pod-1' : 'pod-2')}`, { ...persistent, clientId });
+    const c = strictConnect(`mqtt://127.0.0.1:${ports.get(i % 2 === 0 ? 'pod-1' : 'pod-2')}`, { ...persistent, clientId });
     clients.push(c);
     await new Promise<void>((resolve) => c.once('connect', () => resolve()));
     await c.subscribeAsync('down/#', { qos: 1 });
     await c.endAsync();
   }
-  const pub = connect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { protocolVersion: 5, clientId: 'down-pub', reconnectPeriod: 0 });
+  const pub = strictConnect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { protocolVersion: 5, clientId: 'down-pub', reconnectPeriod: 0 });
   clients.push(pub);
   await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
   await pub.publishAsync('down/t', 'before', { qos: 1 });
@@ -249,7 +250,7 @@ test('two nodes drained at once (a scale-down) hand their persistent sessions to
 
   const expected = ['before', ...Array.from({ length: 10 }, (_, i) => `after${i}`)];
   for (const clientId of ids) {
-    const back = connect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { ...persistent, clientId });
+    const back = strictConnect(`mqtt://127.0.0.1:${ports.get('pod-0')}`, { ...persistent, clientId });
     clients.push(back);
     const got: string[] = [];
     const all = new Promise<void>((resolve) => back.on('message', (_t, payload) => {

@@ -17,10 +17,11 @@ import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { Ledger, since, Stream, waitFor, within } from './helpers/faults.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const MOUNT_SIZE = '16m';
 const mnt = mkdtempSync(join(tmpdir(), 'smq-diskfull-'));
@@ -90,7 +91,7 @@ function fill(): void {
 }
 
 async function client(clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = connect({ host: '127.0.0.1', port, clientId, reconnectPeriod: 100, ...options });
+  const c = strictConnect({ host: '127.0.0.1', port, clientId, reconnectPeriod: 100, ...options });
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());
@@ -159,7 +160,7 @@ test('store.dir on a full disk: QoS 1 into a persistent session is not acknowled
   pub.end(true);
   await b.stop('SIGKILL');
   const b2 = await start();
-  const back = connect({ host: '127.0.0.1', port, clientId: 'disk-sub', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0 });
+  const back = strictConnect({ host: '127.0.0.1', port, clientId: 'disk-sub', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 0 });
   clients.push(back);
   back.on('message', (t, p) => {
     if (t === 'disk/m') ledger.receive(p.toString().split(' ')[0] as string);

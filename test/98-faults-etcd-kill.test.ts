@@ -12,11 +12,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { Ledger, since, Stream, waitFor, within } from './helpers/faults.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const IDS = ['n1', 'n2', 'n3'] as const;
 const LEASE_TTL = 2;
@@ -47,7 +48,7 @@ after(async () => {
 });
 
 async function client(node: string, clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = connect({ host: '127.0.0.1', port: ports.get(node), clientId, reconnectPeriod: 100, connectTimeout: 5000, ...options });
+  const c = strictConnect({ host: '127.0.0.1', port: ports.get(node), clientId, reconnectPeriod: 100, connectTimeout: 5000, ...options });
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());

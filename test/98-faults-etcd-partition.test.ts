@@ -19,12 +19,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { httpBase, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { Ledger, since, Stream, waitFor, within } from './helpers/faults.js';
 import { startProxy, type TcpProxy } from './helpers/proxy.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const T = { timeout: 60_000 };
 let etcd: RunningEtcd;
@@ -64,7 +65,7 @@ after(async () => {
 });
 
 async function client(node: RunningBroker, clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = connect({ host: '127.0.0.1', port: node.port, clientId, reconnectPeriod: 100, connectTimeout: 5000, ...options });
+  const c = strictConnect({ host: '127.0.0.1', port: node.port, clientId, reconnectPeriod: 100, connectTimeout: 5000, ...options });
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());

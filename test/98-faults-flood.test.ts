@@ -10,11 +10,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { Ledger, rssBytes, since, waitFor } from './helpers/faults.js';
 import { RawClient } from './helpers/raw.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const FLOOD_MS = 6000;
 const VICTIMS = 4;
@@ -71,7 +72,7 @@ after(async () => {
 });
 
 async function mqttClient(clientId: string): Promise<MqttClient> {
-  const c = connect({ host: '127.0.0.1', port: broker.port, clientId, reconnectPeriod: 0 });
+  const c = strictConnect({ host: '127.0.0.1', port: broker.port, clientId, reconnectPeriod: 0 });
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());

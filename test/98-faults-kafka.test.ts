@@ -9,12 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { addMapping, bridgeHealth, HTTP_CONFIG, httpBase, mappingLabels, metricsText, pollUntil, readRecords, sample } from './helpers/bridge.js';
 import { Ledger, since, Stream, waitFor, within } from './helpers/faults.js';
 import { startKafka, type RunningKafka } from './helpers/kafka.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const WINDOW = 20;
 const TOTAL = 1500;
@@ -36,7 +37,7 @@ after(async () => {
 });
 
 async function client(clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = connect({ host: '127.0.0.1', port: broker.port, clientId, reconnectPeriod: 100, ...options });
+  const c = strictConnect({ host: '127.0.0.1', port: broker.port, clientId, reconnectPeriod: 100, ...options });
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());

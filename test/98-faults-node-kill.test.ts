@@ -18,11 +18,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { Ledger, since, Stream, waitFor } from './helpers/faults.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const T = { timeout: 60_000 };
 const PUBLISHERS = 4;
@@ -75,7 +76,7 @@ async function persistent(node: string, clientId: string, version: 4 | 5): Promi
     reconnectPeriod: 100, connectTimeout: 5000,
     ...(version === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
   };
-  const c = connect(options);
+  const c = strictConnect(options);
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());

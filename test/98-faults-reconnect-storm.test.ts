@@ -12,13 +12,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { IConnectPacket } from 'mqtt-packet';
 import { httpBase, startBroker, type RunningBroker } from './helpers/broker.js';
 import { sample } from './helpers/bridge.js';
 import { fdCount, Ledger, since, waitFor } from './helpers/faults.js';
 import { RawClient } from './helpers/raw.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const IDS = 250;
 const PERSISTENT = 125;
@@ -125,7 +126,7 @@ test('rounds of 500 connections over 250 client ids with takeovers: the broker s
 
   // Every persistent session works: a message queued while it is away is delivered when it comes back.
   const ledger = new Ledger();
-  const pub = connect({ host: '127.0.0.1', port: broker.port, clientId: 'storm-publisher', reconnectPeriod: 0 });
+  const pub = strictConnect({ host: '127.0.0.1', port: broker.port, clientId: 'storm-publisher', reconnectPeriod: 0 });
   clients.push(pub);
   await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
   for (let id = 0; id < PERSISTENT; id++) {
@@ -134,7 +135,7 @@ test('rounds of 500 connections over 250 client ids with takeovers: the broker s
   }
   let present = 0;
   for (let id = 0; id < PERSISTENT; id++) {
-    const c = connect({
+    const c = strictConnect({
       host: '127.0.0.1', port: broker.port, clientId: `storm-${id}`, clean: false, reconnectPeriod: 0,
       protocolVersion: 5, properties: { sessionExpiryInterval: 600 },
     });

@@ -11,12 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { httpBase, startBroker, type RunningBroker } from './helpers/broker.js';
 import { sample } from './helpers/bridge.js';
 import { Ledger, rssBytes, since, Stream, waitFor } from './helpers/faults.js';
 import { RawClient } from './helpers/raw.js';
 import { report } from './helpers/reliability.js';
+import { strictConnect } from './helpers/strict/tap.js';
 
 const MAX_INFLIGHT = 100;
 // Room for the normal persistent subscriber to fall behind the flood under CPU contention without drops (a
@@ -48,8 +49,8 @@ after(async () => {
   await broker?.stop();
 });
 
-async function mqttClient(clientId: string, options: Parameters<typeof connect>[1] = {}): Promise<MqttClient> {
-  const c = connect({ host: '127.0.0.1', port: broker.port, clientId, reconnectPeriod: 0, ...options });
+async function mqttClient(clientId: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const c = strictConnect({ host: '127.0.0.1', port: broker.port, clientId, reconnectPeriod: 0, ...options });
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());

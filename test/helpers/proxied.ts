@@ -1,12 +1,14 @@
 /**
  * The client side of a load balancer that speaks the PROXY protocol, for black-box tests: v1 and v2 headers
  * for a made-up device address, and MQTT.js clients (tcp, tls, ws, wss) over a socket that sent one first,
- * as a load balancer relaying that device would.
+ * as a load balancer relaying that device would. What the broker sends those clients goes through the strict
+ * checker (from the first MQTT byte: the PROXY header is written before the tap).
  */
 import { connect as netConnect, isIPv6, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { connect as mqttConnect, MqttClient, type IClientOptions } from 'mqtt';
+import { MqttClient, type IClientOptions } from 'mqtt';
 import WebSocket from 'ws';
+import { levelOf, strictChecker, strictConnect, tapStream } from './strict/tap.js';
 
 /** The v2 signature (proxy-protocol.txt 2.2). */
 const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -64,11 +66,13 @@ export async function mqttThrough(through: Through, options: IClientOptions, tra
   let client: MqttClient;
   if (through.transport === 'tcp' || through.transport === 'tls') {
     const stream = through.transport === 'tls' ? secure() : socket;
+    // One stream, no reconnects (the builder hands back the same one): tapped once, here.
+    tapStream(stream, strictChecker(levelOf(opts)));
     client = new MqttClient(() => stream, opts);
   } else {
     const url = `${through.transport}://127.0.0.1:${through.port}/mqtt`;
     const createConnection = (): Socket => (through.transport === 'wss' ? secure() : socket);
-    client = mqttConnect(url, {
+    client = strictConnect(url, {
       ...opts,
       createWebsocket: (u: string, protocols: string[]) => new WebSocket(u, protocols, { createConnection, headers: through.headers }),
     } as IClientOptions);

@@ -1,15 +1,16 @@
 /**
- * The strict checker's wiring into the test clients (tap.ts): a RawClient and an MQTT.js client made by
- * strictMqtt, each against a fake server on loopback that answers CONNECT with a CONNACK and then a PUBLISH
+ * The strict checker's wiring into the test clients (tap.ts): a RawClient, a tapped socket and an MQTT.js client
+ * made by strictMqtt, each against a fake server on loopback that answers CONNECT with a CONNACK and then a PUBLISH
  * carrying a Session Expiry Interval (the forwarded-property bug of issue 16). The violation must be recorded
  * with the client's id and reported by assertStrict, and a well-behaved exchange must report nothing.
  */
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { RawClient } from '../raw.js';
-import { bytes, CONNACK_V5 } from './fixtures.js';
-import { assertStrict, strictMqtt, takeViolations } from './tap.js';
+import { bytes, CONNACK_V5, CONNECT_V5 } from './fixtures.js';
+import { assertStrict, strictChecker, strictMqtt, takeViolations, tapStream } from './tap.js';
 
 /** What the fake server sends after the client's first bytes. */
 let answer: Buffer = CONNACK_V5;
@@ -65,6 +66,17 @@ describe('strict checker in the test clients', () => {
     client.end(true);
     const found = takeViolations();
     assert.deepEqual(found.map((v) => [v.rule, v.label, v.level]), [['§2.2.2.2', 'client "js-tapped"', 5]]);
+  });
+
+  test('tapStream: bytes written by end(chunk) are seen too (Writable.end does not call write())', async () => {
+    answer = Buffer.concat([CONNACK_V5, BAD_PUBLISH]);
+    const socket = netConnect({ host: '127.0.0.1', port });
+    tapStream(socket, strictChecker(4));
+    socket.on('data', () => undefined);
+    socket.end(CONNECT_V5);
+    await once(socket, 'close');
+    // Unseen, the CONNECT would leave the checker at 3.1.1, reading the v5 CONNACK as malformed.
+    assert.deepEqual(takeViolations().map((v) => [v.rule, v.label, v.level]), [['§2.2.2.2', 'client "c"', 5]]);
   });
 
   test('a well-formed exchange reports nothing', async () => {
