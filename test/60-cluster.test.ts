@@ -224,6 +224,44 @@ test('a client id connecting to n2 while connected to n1 takes over: n1 disconne
   assert.ok(second.mqtt.connected, 'the new connection stays');
 });
 
+test('a takeover request about an older connection is ignored: the newer connection of the id stays', T, async () => {
+  const id = `late-${++seq}`;
+  const current = await open(nodes[1]!, 5, { clientId: id });
+  // What n1 would ask of n2 if a claim of an older connection on n1 reached etcd only now (issue 17: the plain
+  // put let such a stale claim win, and the newer connection was dropped with 0x8E).
+  const etcdClient = new Etcd3({ hosts: `http://${etcd.endpoint}` });
+  try {
+    const key = `/smq/${cluster}/takeover/n2/${id}`;
+    await etcdClient.put(key).value(`n1\n${Date.now() - 60_000}`);
+    for (let i = 0; (await etcdClient.get(key).string()) !== null; i++) {
+      assert.ok(i < 100, 'n2 did not take up the request');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    etcdClient.close();
+  }
+  await current.mqtt.publishAsync(`late/${id}`, 'still here', { qos: 1 });
+  assert.ok(current.mqtt.connected, 'the newer connection stays');
+});
+
+test('a takeover made while etcd was away is carried out once it returns: one live connection per client id', T, async () => {
+  const id = `away-${++seq}`;
+  const first = await open(nodes[0]!, 5, { clientId: id });
+  const disconnected = new Promise<number | undefined>((resolve) => {
+    first.mqtt.once('disconnect', (packet) => resolve(packet.reasonCode));
+  });
+  await etcd.stop();
+  let second: Client;
+  try {
+    // n2 accepts the client (it serves its own clients while etcd is away) but cannot claim the id yet.
+    second = await open(nodes[1]!, 5, { clientId: id });
+  } finally {
+    await etcd.restart();
+  }
+  assert.equal(await withDeadline(disconnected, 30_000, 'the older connection on n1 to be taken over'), 0x8e);
+  assert.ok(second.mqtt.connected, 'the newer connection stays');
+});
+
 test('a persistent session moves to the node its client reconnects to, with its subscriptions and queued messages', T, async () => {
   const t = topic('move');
   const id = `mover-${++seq}`;
@@ -387,3 +425,10 @@ test('etcd stopped and restarted mid-stream: nodes keep serving, and every ackno
   });
   for (const n of nodes.slice(0, 3)) assert.equal(n.proc.exitCode, null, 'no node crashed');
 });
+
+/** `p`, or a rejection naming `what` after `ms`. */
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`waited ${ms} ms for ${what}`)), ms); });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}

@@ -40,6 +40,7 @@ import { BridgeMappings, type MappingBackend } from './bridge/mappings.js';
 import { FileMappings } from './bridge/file-backend.js';
 import { KafkaBridge, QUEUE_PREFIX } from './bridge/hook.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
+import { type Claim, newer } from './cluster/clients.js';
 import type { DeliveryScope } from './routing/router.js';
 import { AgentRegistry } from './agent/registry.js';
 import { NotifyHook } from './notify/hook.js';
@@ -250,12 +251,21 @@ export class Broker implements SessionContext {
     this.router.publish(message, scope);
   }
 
-  /** ClusterHost: the client id connected to another node; its connection here goes (v5 0x8E) [MQTT-3.1.4-3]. */
-  kickClient(clientId: string, node: string): void {
+  /**
+   * ClusterHost: the client id connected to another node; its connection here goes (v5 0x8E) [MQTT-3.1.4-3] if
+   * it is the older one. A request about a connection that has since been replaced here by a newer one is ignored.
+   */
+  kickOlder(clientId: string, by: Claim): boolean {
     const conn = this.sessions.get(clientId)?.outlet as Connection | null | undefined;
-    if (!conn) return;
-    conn.closeReason = `session taken over by node ${node}`;
+    if (!conn || conn.closed || !newer(by, { node: this.nodeId, at: conn.connectedAt })) return false;
+    conn.closeReason = `session taken over by node ${by.node}`;
     conn.close(RC.SESSION_TAKEN_OVER);
+    return true;
+  }
+
+  /** ClusterHost: the clients connected here now. */
+  *connectedClients(): Iterable<{ clientId: string; at: number }> {
+    for (const c of this.connections) if (c.connected && !c.closed) yield { clientId: c.clientId, at: c.connectedAt };
   }
 
   /**

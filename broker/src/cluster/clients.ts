@@ -2,53 +2,150 @@ import type { Lease } from 'etcd3';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
 
+/** One connection's claim on a client id: the node it is on and when its CONNECT was accepted. */
+export interface Claim {
+  readonly node: string;
+  /** Epoch ms of the connection's CONNACK; the later connection of a client id is the one that stays. */
+  readonly at: number;
+}
+
+/** `node` LF `at`: what `clients/<id>` and `takeover/<node>/<id>` hold. */
+export function encodeClaim(c: Claim): string {
+  return `${c.node}\n${c.at}`;
+}
+
+/** Reads a claim; a value written by an older node (the node id alone) is a claim from the start of time. */
+export function decodeClaim(value: string): Claim {
+  const lf = value.indexOf('\n');
+  if (lf < 0) return { node: value, at: 0 };
+  const at = Number(value.slice(lf + 1));
+  return { node: value.slice(0, lf), at: Number.isFinite(at) ? at : 0 };
+}
+
+/** True when claim `a` is newer than `b`: a later connection, the node id breaking a tie of the same millisecond. */
+export function newer(a: Claim, b: Claim): boolean {
+  return a.at > b.at || (a.at === b.at && a.node > b.node);
+}
+
+/** What the registry needs from the broker. */
+export interface ClientHost {
+  /** Disconnects this node's connection of `clientId` (v5 0x8E) if it is older than `by`; true when it did. */
+  kickOlder(clientId: string, by: Claim): boolean;
+  /** The connections of this node, to claim again after the lease was lost. */
+  connected(): Iterable<{ clientId: string; at: number }>;
+}
+
+/** How often a claim is tried again while etcd does not take it. */
+const RETRY_MS = 500;
+
 /**
- * Client ids are unique cluster-wide. A node records `clients/<id> = <node>` under its lease when a client
- * connects; when that key named another node, it asks that node (through `takeover/<node>/<id>`) to disconnect
- * the client there, as MQTT's session takeover does within one node (v5 reason 0x8E).
+ * Client ids are unique cluster-wide: one live connection per client id, the newest one (MQTT's session
+ * takeover, v5 0x8E, across nodes). A node claims `clients/<id>` for each connection under its lease, with the
+ * connection's CONNACK time, by compare-and-swap: a claim only replaces an older one, so a claim that reaches
+ * etcd late (the client has reconnected elsewhere since) loses instead of dropping the newer connection. The
+ * node whose claim was replaced is asked through `takeover/<node>/<id>` to disconnect its connection, which it
+ * does only if that connection is older than the claim. A claim that etcd does not take (no lease, etcd away) is
+ * tried again until it is taken or its connection ends, and every claim is written again under a new lease.
  */
 export class ClientRegistry {
   private watch: PrefixWatch | null = null;
+  /** Claims of this node's connections not yet in etcd, by client id. */
+  private readonly pending = new Map<string, number>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     private readonly ctx: EtcdContext,
     private readonly lease: () => Lease | null,
-    private readonly kick: (clientId: string, by: string) => void,
+    private readonly host: ClientHost,
   ) {}
 
   async start(): Promise<void> {
     const prefix = this.ctx.keys.takeover(this.ctx.self);
     this.watch = await watchPrefix(this.ctx.client, prefix, this.ctx.log, {
       put: (key, value) => {
-        this.kick(key.slice(prefix.length), value.toString());
+        const clientId = key.slice(prefix.length);
+        const by = decodeClaim(value.toString());
+        if (this.host.kickOlder(clientId, by)) this.pending.delete(clientId);
         void this.ctx.client.delete().key(key).exec().catch(() => undefined);
       },
       delete: () => undefined,
     });
   }
 
-  /** A client connected here: claim its id, and have the node it was on let go of it. */
-  connected(clientId: string): void {
-    const lease = this.lease();
-    if (lease === null) return;
-    lease.put(this.ctx.keys.client(clientId)).value(this.ctx.self).getPrevious().then(
-      (prev) => {
-        const was = prev?.value?.toString();
-        if (was === undefined || was === '' || was === this.ctx.self) return;
-        this.ctx.log.info({ clientId, node: was }, 'cluster: client id was connected to another node: taking it over');
-        return lease.put(this.ctx.keys.takeover(was, clientId)).value(this.ctx.self).exec().then(() => undefined);
-      },
-    ).catch((err: unknown) => this.ctx.log.warn({ clientId, err: (err as Error).message }, 'cluster: recording a client failed'));
+  /** A client connected here at `at` (its CONNACK): claim its id, and have the node it was on let go of it. */
+  connected(clientId: string, at: number): void {
+    this.pending.set(clientId, at);
+    void this.claim(clientId, at);
   }
 
-  /** A client left this node: its claim goes, unless another node has claimed the id since. */
-  disconnected(clientId: string): void {
+  /** The lease is new (etcd lost the old one): every connection of this node claims its id again. */
+  reclaimAll(): void {
+    for (const { clientId, at } of this.host.connected()) this.connected(clientId, at);
+  }
+
+  private async claim(clientId: string, at: number): Promise<void> {
+    const lease = this.lease();
+    if (lease === null || this.stopped) return this.retryLater();
+    const mine: Claim = { node: this.ctx.self, at };
     const key = this.ctx.keys.client(clientId);
-    this.ctx.client.if(key, 'Value', '==', this.ctx.self).then(this.ctx.client.delete().key(key)).commit()
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (this.pending.get(clientId) !== at) return; // the connection ended, or a newer one claims
+        const current = await this.ctx.client.get(key).exec();
+        const kv = current.kvs[0];
+        const held = kv === undefined ? null : decodeClaim(kv.value.toString());
+        if (held !== null && held.node === mine.node && held.at === mine.at) {
+          this.pending.delete(clientId);
+          return;
+        }
+        if (held !== null && newer(held, mine)) {
+          // A newer connection of this id is elsewhere: this one goes, as it would have if it had been asked.
+          this.pending.delete(clientId);
+          this.host.kickOlder(clientId, held);
+          return;
+        }
+        const put = this.ctx.client.put(key).value(encodeClaim(mine)).lease(lease.grant());
+        const swap = kv === undefined
+          ? this.ctx.client.if(key, 'Create', '==', 0)
+          : this.ctx.client.if(key, 'Mod', '==', kv.mod_revision);
+        const res = await swap.then(put).commit();
+        if (!res.succeeded) continue; // another claim came in between: read it and decide again
+        this.pending.delete(clientId);
+        if (held !== null && held.node !== this.ctx.self) {
+          this.ctx.log.info({ clientId, node: held.node }, 'cluster: client id was connected to another node: taking it over');
+          await lease.put(this.ctx.keys.takeover(held.node, clientId)).value(encodeClaim(mine)).exec();
+        }
+        return;
+      }
+    } catch (err) {
+      this.ctx.log.debug({ clientId, err: (err as Error).message }, 'cluster: recording a client failed: retrying');
+    }
+    this.retryLater();
+  }
+
+  /** Tries the claims still pending again a little later. */
+  private retryLater(): void {
+    if (this.retryTimer !== null || this.stopped || this.pending.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      for (const [clientId, at] of this.pending) void this.claim(clientId, at);
+    }, RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  /** The connection of `clientId` that connected at `at` left this node: its claim goes, unless a newer one holds. */
+  disconnected(clientId: string, at: number): void {
+    if (this.pending.get(clientId) === at) this.pending.delete(clientId);
+    const key = this.ctx.keys.client(clientId);
+    const mine = encodeClaim({ node: this.ctx.self, at });
+    this.ctx.client.if(key, 'Value', '==', mine).then(this.ctx.client.delete().key(key)).commit()
       .catch((err: unknown) => this.ctx.log.debug({ clientId, err: (err as Error).message }, 'cluster: releasing a client failed'));
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     await this.watch?.cancel();
   }
 }

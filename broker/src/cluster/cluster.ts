@@ -7,7 +7,7 @@ import { Message } from '../message/message.js';
 import type { DeliveryScope, Router } from '../routing/router.js';
 import type { Barrier, Barriers } from '../store/barrier.js';
 import type { BatchEntry } from '../store/codec.js';
-import { ClientRegistry } from './clients.js';
+import { type Claim, ClientRegistry } from './clients.js';
 import { InboxCollector } from './collector.js';
 import { type SessionHost, SessionMover } from './sessions.js';
 import { connectEtcd } from './etcd.js';
@@ -37,8 +37,10 @@ export interface ClusterHost extends SessionHost {
   deliverFromCluster(message: Message, scope: DeliveryScope): void;
   /** Connected clients, for the member record. */
   clientCount(): number;
-  /** Disconnects a client (v5 0x8E) whose id connected to another node. */
-  kickClient(clientId: string, node: string): void;
+  /** Disconnects this node's connection of `clientId` (v5 0x8E) if it is older than `by`; true when it did. */
+  kickOlder(clientId: string, by: Claim): boolean;
+  /** This node's connected clients and their CONNACK times, to claim their ids again under a new lease. */
+  connectedClients(): Iterable<{ clientId: string; at: number }>;
 }
 
 /** One message on its way to one node. */
@@ -97,7 +99,7 @@ export class Cluster implements Hook {
       delete: (topic) => host.router.retained.delete(topic),
     });
     const lease = (): Lease | null => this.membership.current;
-    this.clients = new ClientRegistry(ctx, lease, (id, by) => host.kickClient(id, by));
+    this.clients = new ClientRegistry(ctx, lease, { kickOlder: (id, by) => host.kickOlder(id, by), connected: () => host.connectedClients() });
     this.fences = new Fences(ctx, lease, {
       members: () => this.membership.members.keys(),
       seen: (node, routes, ms) => this.routes.seen(node, routes, ms),
@@ -114,7 +116,11 @@ export class Cluster implements Hook {
     this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), () => this.routes.nodes(), cfg.etcd.orphan_ttl * 1000);
     this.membership = new Membership(
       this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
-      (lease) => this.routes.useLease(lease), () => host.clientCount(),
+      (lease) => {
+        this.routes.useLease(lease);
+        if (this.started) this.clients.reclaimAll();
+      },
+      () => host.clientCount(),
     );
   }
 
@@ -221,12 +227,12 @@ export class Cluster implements Hook {
 
   /** Hook: a client connected here claims its id cluster-wide. */
   onConnected(client: ClientInfo): void {
-    if (this.started) this.clients.connected(client.clientId);
+    if (this.started) this.clients.connected(client.clientId, client.connectedAt ?? Date.now());
   }
 
   /** Hook: a client left. */
   onDisconnected(client: ClientInfo): void {
-    if (this.started) this.clients.disconnected(client.clientId);
+    if (this.started) this.clients.disconnected(client.clientId, client.connectedAt ?? 0);
   }
 
   /**

@@ -21,6 +21,8 @@ export interface ClientInfo {
   readonly certificate: PeerCertificate | undefined;
   /** Agent mode: the ClientInfo the client sent with CONNECT, if any (agent/client-info.ts). */
   readonly agentInfo?: AgentInfo | null;
+  /** Epoch ms at which CONNACK accepted the client (0 before); absent for a client restored from the store. */
+  readonly connectedAt?: number;
 }
 
 /**
