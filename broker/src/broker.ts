@@ -351,6 +351,32 @@ export class Broker implements SessionContext {
     session.drain();
   }
 
+  /** ClusterHost: another copy of a session held here; its messages join the queue (see SessionHost.merge). */
+  merge(moving: MovingSession): void {
+    const session = this.sessions.get(moving.session.clientId);
+    if (session === undefined || session.ended) {
+      this.adopt(moving);
+      return;
+    }
+    const store = session.store;
+    for (const s of moving.deliveries) {
+      // In flight on the other copy's connection or queued there: sent again from here (QoS 1 may repeat).
+      const d = new Delivery(Message.restore(s.message), s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null);
+      d.seq = ++session.seq;
+      session.queue.push(d);
+      store?.putDelivery(storedDelivery(session.clientId, d));
+    }
+    // The client's own QoS 2 messages the other copy acknowledged: a resend must not be routed twice.
+    for (const id of moving.incoming) if (!session.incomingQos2.has(id)) session.addIncoming(id);
+    this.log.info({ clientId: session.clientId, messages: moving.deliveries.length }, 'cluster: another copy of this session merged into it');
+    session.drain();
+  }
+
+  /** ClusterHost: the persistent sessions held here. */
+  *heldSessions(): Iterable<string> {
+    for (const s of this.sessions.values()) if (!s.ended && s.expiryInterval > 0) yield s.clientId;
+  }
+
   /** ClusterHost: a session of this client id is held here. */
   holds(clientId: string): boolean {
     const session = this.sessions.get(clientId);

@@ -206,13 +206,22 @@ export class Cluster implements Hook {
     return this.started;
   }
 
-  /** Before a client resumes a persistent session: fetches it when another node holds it. */
+  /**
+   * Before a client resumes a persistent session: fetches it when another node holds it, waiting at most
+   * `etcd.session_wait` for the node to join the cluster, for etcd and for the holder. Past that the client gets
+   * a new session here; the old copy's messages follow once its node can hand them over (session-records.ts).
+   */
   async fetchSession(clientId: string): Promise<void> {
-    if (!this.started) return;
+    const deadline = Date.now() + this.host.config.etcd.session_wait * 1000;
+    while (!this.started && !this.stopped && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (!this.started) {
+      this.log.warn({ clientId }, 'cluster: not joined yet: the session starts here, and a copy elsewhere follows later');
+      return;
+    }
     try {
-      await this.sessions.fetch(clientId);
+      await this.sessions.fetch(clientId, deadline);
     } catch (err) {
-      this.log.warn({ clientId, err: (err as Error).message }, 'cluster: fetching a session failed: starting a new one');
+      this.log.warn({ clientId, err: (err as Error).message }, 'cluster: fetching a session failed: it starts here, and a copy elsewhere follows later');
     }
   }
 

@@ -5,6 +5,7 @@ import { type MoveFrame, type MovingSession, SessionCodec } from './session-code
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
 import type { MemberInfo } from './members.js';
+import { SessionRecords } from './session-records.js';
 
 export type { MovingSession } from './session-codec.js';
 
@@ -28,6 +29,13 @@ export interface SessionHost {
   abort(clientId: string): void;
   /** Installs a session that came from another node. */
   adopt(moving: MovingSession): void;
+  /**
+   * Another copy of a session held here (the late answer to a request given up on, a copy a node kept through a
+   * crash): its messages join this session's queue, and nothing else of it is kept.
+   */
+  merge(moving: MovingSession): void;
+  /** The persistent sessions held here (at start-up: those restored from the store). */
+  heldSessions(): Iterable<string>;
   /** Deliveries queued on the old node after its snapshot go in ahead of those that arrived here since. */
   appendMoved(clientId: string, mark: number, deliveries: StoredDelivery[]): void;
   /** True when a session of this client id is held here. */
@@ -73,6 +81,8 @@ export class SessionMover {
   private leaving = false;
   /** Incoming moves between the snapshot and the delta, and pulls awaiting an answer. */
   private readonly arrivals = new Map<string, (outcome: Outcome) => void>();
+  /** Who holds which session (`sessions/<id>`), and the copies this node must hand over. */
+  private readonly records: SessionRecords;
 
   constructor(
     private readonly ctx: EtcdContext,
@@ -81,10 +91,14 @@ export class SessionMover {
     /** The live members. */
     private readonly members: () => ReadonlyMap<string, MemberInfo>,
     private readonly routing: MoveRouting,
-  ) {}
+  ) {
+    this.records = new SessionRecords(ctx, (clientId, holder) => void this.handOver(clientId, holder));
+  }
 
   async start(): Promise<void> {
     const { keys, self } = this.ctx;
+    // Sessions restored from the store: one claimed by another node meanwhile is handed over (records.start).
+    for (const id of this.host.heldSessions()) this.records.known(id);
     const on = (prefix: string, put: (id: string, value: Buffer, key: string) => void): Promise<PrefixWatch> =>
       watchPrefix(this.ctx.client, prefix, this.ctx.log, {
         put: (key, value) => put(key.slice(prefix.length), value, key),
@@ -96,21 +110,47 @@ export class SessionMover {
     }));
     this.watches.push(await on(keys.moves(self), (id, value, key) => void this.arrive(id, value, key)));
     this.watches.push(await on(keys.handoff(self), (id, value, key) => void this.give(id, value.toString(), key)));
+    await this.records.start();
+  }
+
+  /**
+   * Another node holds the session of `clientId` by a newer record while a copy is here (this node was away, or
+   * gave an answer too late): the copy's messages go to that node, and the copy ends here.
+   */
+  private async handOver(clientId: string, holder: string): Promise<void> {
+    await this.settled(clientId);
+    if (!this.host.holds(clientId) || holder === this.ctx.self) return;
+    const moving = this.host.snapshot(clientId, holder);
+    if (moving === null) return;
+    this.ctx.log.info({ clientId, holder }, 'cluster: another node holds this session now: handing this copy\'s messages to it');
+    await this.track(clientId, this.send(clientId, moving, holder));
   }
 
   /**
    * Brings the persistent session of `clientId` here from the node holding it, if another live node does.
    * Resolves once it is installed, or when there is none (or it did not come in time: the client starts anew).
    */
-  async fetch(clientId: string): Promise<void> {
+  async fetch(clientId: string, deadline: number): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
       await this.settled(clientId);
       if (this.host.holds(clientId)) return; // it was pushed here meanwhile
-      const holder = await this.ctx.client.get(this.ctx.keys.session(clientId)).string();
+      const holder = await this.untilAnswered(() => this.records.holder(clientId), deadline);
       if (holder === null || holder === this.ctx.self || !this.members().has(holder)) return;
       const outcome = await this.track(clientId, this.ask(holder, clientId));
       if (outcome === 'late') this.ctx.log.warn({ clientId, holder }, 'cluster: the session did not arrive in time: starting a new one');
       if (outcome !== 'redirect') return;
+    }
+  }
+
+  /** `ask()`, asked again while etcd does not answer, until `deadline` (then its error). */
+  private async untilAnswered<T>(ask: () => Promise<T>, deadline: number): Promise<T> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        return await ask();
+      } catch (err) {
+        if (Date.now() + delay > deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 
@@ -173,7 +213,7 @@ export class SessionMover {
         await this.track(clientId, this.send(clientId, moving, to));
         return;
       }
-      const holder = await this.ctx.client.get(this.ctx.keys.session(clientId)).string();
+      const holder = await this.records.holder(clientId);
       const kind = holder !== null && holder !== this.ctx.self && this.members().has(holder) ? 'redirect' : 'none';
       await this.put(this.ctx.keys.moves(to, clientId), this.codec.encode(clientId, { kind, from: this.ctx.self }));
     } catch (err) {
@@ -262,8 +302,11 @@ export class SessionMover {
     // A snapshot: the delta follows our acknowledgement. A push has nobody waiting; the wait marks the id busy.
     if (!this.arrivals.has(clientId)) void this.track(clientId, this.expect(clientId, 2 * STEP_TIMEOUT_MS));
     try {
-      this.host.adopt(frame.moving);
-      await this.ctx.client.put(this.ctx.keys.session(clientId)).value(this.ctx.self).exec();
+      // A copy of a session already held here (a late answer, a copy kept through a crash) is merged, never
+      // installed beside or over it: one session per client id.
+      if (this.host.holds(clientId)) this.host.merge(frame.moving);
+      else this.host.adopt(frame.moving);
+      this.records.claim(clientId);
       await this.routing.written();
       const lease = this.lease();
       const ack = this.ctx.keys.moved(frame.from, clientId);
@@ -311,20 +354,19 @@ export class SessionMover {
 
   /** A persistent session is held here now. */
   claim(clientId: string): void {
-    this.ctx.client.put(this.ctx.keys.session(clientId)).value(this.ctx.self).exec()
-      .catch((err: unknown) => this.ctx.log.warn({ clientId, err: (err as Error).message }, 'cluster: recording a session failed'));
+    this.records.claim(clientId);
   }
 
-  /** A persistent session ended here (expired, or replaced by a clean one). */
+  /** A persistent session ended here (expired, replaced by a clean one, or moved away). */
   release(clientId: string): void {
-    const key = this.ctx.keys.session(clientId);
-    this.ctx.client.if(key, 'Value', '==', this.ctx.self).then(this.ctx.client.delete().key(key)).commit().catch(() => undefined);
+    this.records.release(clientId);
   }
 
   /** Waits for the moves in progress (each ends within its timeouts), then stops watching. */
   async stop(): Promise<void> {
     await Promise.all([...this.busy.values()].map((b) => b.catch(() => undefined)));
     await Promise.all(this.watches.map((w) => w.cancel()));
+    await this.records.stop();
   }
 }
 

@@ -47,7 +47,7 @@ export const DEFAULTS: Config = deepFreeze({
   // No proxy is trusted until the user names one: a PROXY header or X-Forwarded-For from anyone else is the
   // client's own claim about its address.
   proxy: { trusted: [] },
-  etcd: { endpoints: [], username: '', password: '', ca: '', cert: '', key: '', lease_ttl: 10, orphan_ttl: 3600 },
+  etcd: { endpoints: [], username: '', password: '', ca: '', cert: '', key: '', lease_ttl: 10, orphan_ttl: 3600, session_wait: 10 },
   http: { enable: true, host: '127.0.0.1', port: 8888, tokens: [], token_file: '' },
   bridge: {
     enable: false,

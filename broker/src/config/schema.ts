@@ -205,6 +205,10 @@ const KEYS = [
     path: 'etcd.orphan_ttl', kind: 'int', min: 1, max: INT32,
     description: 'seconds after which the inbox of a node that left the cluster (and did not return) is deleted',
   },
+  {
+    path: 'etcd.session_wait', kind: 'int', min: 0, max: 300,
+    description: 'seconds a client resuming its persistent session waits for the node holding it (or for etcd); then it gets a new one, and the old copy\'s messages follow when its node can hand them over',
+  },
 
   { path: 'http.enable', kind: 'bool', description: 'start the HTTP API service' },
   { path: 'http.host', kind: 'string', pattern: NON_EMPTY, description: 'HTTP API listen address' },

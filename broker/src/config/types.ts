@@ -175,6 +175,8 @@ export interface EtcdConfig {
   readonly key: string;
   readonly lease_ttl: number;
   readonly orphan_ttl: number;
+  /** Seconds a client resuming its persistent session waits for the node holding it, or for etcd. */
+  readonly session_wait: number;
 }
 
 /** The whole configuration, frozen once loaded. */

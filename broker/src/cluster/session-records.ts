@@ -1,0 +1,131 @@
+import { type Claim, decodeClaim, encodeClaim, newer } from './clients.js';
+import type { EtcdContext } from './context.js';
+import { watchPrefix, type PrefixWatch } from './watch.js';
+
+/** How often a session claim etcd did not take is tried again. */
+const RETRY_MS = 500;
+
+/**
+ * `sessions/<id>`: which node holds a client's persistent session, and since when. A node claims a session when
+ * its client connects there or the session moves there, with the time of the claim, by compare-and-swap: a claim
+ * replaces only an older one, so a claim that reaches etcd late (the client has gone to another node since)
+ * cannot take the session back. A node that finds the record naming another node, newer than its own claim, while
+ * it holds a copy of the session, hands that copy's messages to the holder (`lost`): two copies of one session
+ * never both live on.
+ */
+export class SessionRecords {
+  private watch: PrefixWatch | null = null;
+  /** What this node last claimed (or wanted to claim), by client id. */
+  private readonly mine = new Map<string, number>();
+  /** Claims not yet in etcd. */
+  private readonly pending = new Set<string>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: EtcdContext,
+    /** A newer claim of another node names a session this node claimed: its copy must go there. */
+    private readonly lost: (clientId: string, holder: string) => void,
+  ) {}
+
+  /** Reads every record and follows changes; each record naming another node newer than ours is reported. */
+  async start(): Promise<void> {
+    const prefix = this.ctx.keys.session('');
+    this.watch = await watchPrefix(this.ctx.client, prefix, this.ctx.log, {
+      put: (key, value) => this.seen(key.slice(prefix.length), decodeClaim(value.toString())),
+      delete: () => undefined,
+    });
+  }
+
+  private seen(clientId: string, claim: Claim): void {
+    const at = this.mine.get(clientId);
+    if (claim.node === this.ctx.self) {
+      // A record this node wrote before a restart: remember its time, so release() can find it.
+      if (at === 0) this.mine.set(clientId, claim.at);
+      return;
+    }
+    if (at === undefined || !newer(claim, { node: this.ctx.self, at })) return;
+    this.mine.delete(clientId);
+    this.pending.delete(clientId);
+    this.lost(clientId, claim.node);
+  }
+
+  /** Records of sessions held here at start-up (from the store), so that one claimed elsewhere since is found. */
+  known(clientId: string): void {
+    if (!this.mine.has(clientId)) this.mine.set(clientId, 0);
+  }
+
+  /** The node holding the session of `clientId` by its record, or null. Throws when etcd does not answer. */
+  async holder(clientId: string): Promise<string | null> {
+    const value = await this.ctx.client.get(this.ctx.keys.session(clientId)).string();
+    return value === null ? null : decodeClaim(value).node;
+  }
+
+  /** The session of `clientId` is held here now: claim it (tried again until etcd takes it). */
+  claim(clientId: string, at = Date.now()): void {
+    this.mine.set(clientId, at);
+    this.pending.add(clientId);
+    void this.write(clientId, at);
+  }
+
+  private async write(clientId: string, at: number): Promise<void> {
+    if (this.stopped) return;
+    const key = this.ctx.keys.session(clientId);
+    const claim: Claim = { node: this.ctx.self, at };
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (this.mine.get(clientId) !== at) return; // released, lost or claimed again since
+        const kv = (await this.ctx.client.get(key).exec()).kvs[0];
+        const held = kv === undefined ? null : decodeClaim(kv.value.toString());
+        if (held !== null && newer(held, claim)) {
+          this.seen(clientId, held);
+          return;
+        }
+        const put = this.ctx.client.put(key).value(encodeClaim(claim));
+        const swap = kv === undefined ? this.ctx.client.if(key, 'Create', '==', 0) : this.ctx.client.if(key, 'Mod', '==', kv.mod_revision);
+        if ((await swap.then(put).commit()).succeeded) {
+          this.pending.delete(clientId);
+          return;
+        }
+      }
+    } catch (err) {
+      this.ctx.log.debug({ clientId, err: (err as Error).message }, 'cluster: recording a session failed: retrying');
+    }
+    this.retryLater();
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer !== null || this.stopped || this.pending.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      for (const id of this.pending) {
+        const at = this.mine.get(id);
+        if (at !== undefined) void this.write(id, at);
+      }
+    }, RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  /** The session of `clientId` ended here (or left): its record goes, unless another node's claim is there. */
+  release(clientId: string): void {
+    const at = this.mine.get(clientId);
+    this.mine.delete(clientId);
+    this.pending.delete(clientId);
+    if (at === undefined) return;
+    const key = this.ctx.keys.session(clientId);
+    const value = encodeClaim({ node: this.ctx.self, at });
+    this.ctx.client.if(key, 'Value', '==', value).then(this.ctx.client.delete().key(key)).commit().catch(() => undefined);
+  }
+
+  /** Forgets a session that left for another node (which claims it itself). */
+  forget(clientId: string): void {
+    this.mine.delete(clientId);
+    this.pending.delete(clientId);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    await this.watch?.cancel();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * 62 cluster sessions: one session per client id, whatever the timing (issue 17). A client that reconnects while
+ * the node holding its persistent session cannot answer gets a new session after a bounded wait; when the old
+ * node answers late, or comes back after a crash with its copy in its store, that copy's messages are handed to
+ * the new session and the copy ends: no second live copy, nothing acknowledged dropped.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { httpBase, startBroker, type RunningBroker } from './helpers/broker.js';
+import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
+import { strictConnect } from './helpers/strict/tap.js';
+
+const T = { timeout: 90_000 };
+const cluster = `s${process.pid}`;
+let etcd: RunningEtcd;
+const nodes: RunningBroker[] = [];
+const dirs = new Map<string, string>();
+const clients = new Set<MqttClient>();
+let seq = 0;
+
+function startNode(id: string): Promise<RunningBroker> {
+  let dir = dirs.get(id);
+  if (dir === undefined) dirs.set(id, (dir = mkdtempSync(join(tmpdir(), `smq-62-${id}-`))));
+  return startBroker({
+    config: {
+      cluster, broker: id, store: { dir }, ws: { enable: false },
+      etcd: { endpoints: [etcd.endpoint], lease_ttl: 10, session_wait: 6 },
+      http: { enable: true, host: '127.0.0.1', port: 0, tokens: ['t'] },
+    },
+    timeoutMs: 30_000,
+  });
+}
+
+/** Connects an MQTT.js client (v5) and resolves with it and its CONNACK's session-present flag. */
+async function open(node: RunningBroker, options: IClientOptions): Promise<{ c: MqttClient; present: boolean; got: string[] }> {
+  const c = strictConnect(`mqtt://127.0.0.1:${node.port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 30_000, ...options });
+  clients.add(c);
+  const got: string[] = [];
+  c.on('message', (_t, payload) => got.push(payload.toString()));
+  const present = await new Promise<boolean>((resolve, reject) => {
+    c.once('connect', (connack) => resolve(connack.sessionPresent));
+    c.once('error', reject);
+  });
+  return { c, present, got };
+}
+
+/** Resolves once `got` holds `payload`, polling the list the client fills (bounded). */
+async function until(got: string[], payload: string, what: string): Promise<void> {
+  for (let i = 0; !got.includes(payload); i++) {
+    assert.ok(i < 600, `${what}: ${payload} not received; got ${JSON.stringify(got)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The number of sessions a node holds, from its API. */
+async function sessionsOn(node: RunningBroker): Promise<number> {
+  const base = await httpBase(node);
+  const stats = (await (await fetch(`${base}/api/v1/stats`, { headers: { 'x-token': 't' } })).json()) as { sessions: number };
+  return stats.sessions;
+}
+
+/** A persistent client that subscribed to `topic` on `node` and left; `queued` is then published for it. */
+async function away(node: RunningBroker, clientId: string, topic: string, queued: string): Promise<void> {
+  const { c } = await open(node, { clientId, clean: false, properties: { sessionExpiryInterval: 3600 } });
+  await c.subscribeAsync(topic, { qos: 1 });
+  await c.endAsync();
+  const { c: pub } = await open(node, { clientId: `pub-${++seq}` });
+  await pub.publishAsync(topic, queued, { qos: 1 });
+  await pub.endAsync();
+}
+
+before(async () => {
+  etcd = await startEtcd();
+  for (const id of ['n1', 'n2']) nodes.push(await startNode(id));
+});
+
+after(async () => {
+  for (const c of clients) c.end(true);
+  for (const n of nodes) {
+    n.proc.kill('SIGCONT');
+    await n.stop('SIGKILL');
+  }
+  await etcd.destroy();
+});
+
+test('a holder that answers too late: the client gets a new session, then the old copy\'s messages, and one copy remains', T, async () => {
+  const [n1, n2] = nodes as [RunningBroker, RunningBroker];
+  const id = `late-${++seq}`;
+  const topic = `s/${id}`;
+  await away(n1, id, topic, 'queued-on-n1');
+  n1.proc.kill('SIGSTOP'); // paused for less than its lease: still a member, it just does not answer
+  let back: Awaited<ReturnType<typeof open>>;
+  try {
+    back = await open(n2, { clientId: id, clean: false, properties: { sessionExpiryInterval: 3600 } });
+  } finally {
+    n1.proc.kill('SIGCONT');
+  }
+  assert.equal(back.present, false, 'after session_wait the client gets a new session');
+  await back.c.subscribeAsync(topic, { qos: 1 });
+  // n1 now answers the request it was sent: its copy must join the new session, not replace it.
+  await until(back.got, 'queued-on-n1', 'the old copy\'s message');
+  assert.ok(back.c.connected, 'the client stays connected to its session on n2');
+  for (let i = 0; (await sessionsOn(n1)) > 0; i++) {
+    assert.ok(i < 200, 'n1 still holds a copy of the session');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const { c: pub } = await open(n1, { clientId: `pub-${++seq}` });
+  await pub.publishAsync(topic, 'after', { qos: 1 });
+  await until(back.got, 'after', 'a message published on n1 afterwards');
+});
+
+test('a node back from a crash with a copy in its store hands the copy\'s messages to the session that replaced it', T, async () => {
+  const [n1, n2] = nodes as [RunningBroker, RunningBroker];
+  const id = `crash-${++seq}`;
+  const topic = `s/${id}`;
+  await away(n1, id, topic, 'kept-in-n1-store');
+  await n1.stop('SIGKILL');
+  const back = await open(n2, { clientId: id, clean: false, properties: { sessionExpiryInterval: 3600 } });
+  assert.equal(back.present, false, 'the holder is down: a new session at once');
+  await back.c.subscribeAsync(topic, { qos: 1 });
+  nodes[0] = await startNode('n1');
+  await until(back.got, 'kept-in-n1-store', 'the copy n1 kept through its crash');
+  for (let i = 0; (await sessionsOn(nodes[0])) > 0; i++) {
+    assert.ok(i < 200, 'n1 still holds a copy of the session');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(back.c.connected);
+});
