@@ -98,21 +98,29 @@ async function readyz(b: RunningBroker): Promise<number> {
   return (await fetch(`${await httpBase(b)}/readyz`)).status;
 }
 
-/** A QoS 0 and a QoS 1 round trip between two clients of `b`: the longer one in ms. */
-async function localService(b: RunningBroker, name: string): Promise<number> {
+/**
+ * A QoS 0 and a QoS 1 message between two clients of `b`, cut off from etcd: both are delivered at once (`ms`, the
+ * longer); the QoS 1 acknowledgement (`acked`) waits until `b` sees the cluster's routes again (issue 17).
+ */
+async function localService(b: RunningBroker, name: string): Promise<{ ms: number; acked: Promise<void>; ackedYet: () => boolean }> {
   const sub = await client(b, `${name}-lsub`);
   const pub = await client(b, `${name}-lpub`);
   await sub.subscribeAsync(`${name}/local`, { qos: 1 });
   let worst = 0;
+  let done = false;
+  let acked: Promise<void> = Promise.resolve();
   for (const qos of [0, 1] as const) {
     const t0 = performance.now();
     const got = new Promise<void>((resolve) => sub.once('message', () => resolve()));
-    await within(Promise.all([got, pub.publishAsync(`${name}/local`, `qos${qos}`, { qos })]), 5000, `a local QoS ${qos} round trip on ${name}`);
+    const ack = pub.publishAsync(`${name}/local`, `qos${qos}`, { qos }).then(() => { if (qos === 1) done = true; });
+    if (qos === 0) await within(Promise.all([got, ack]), 5000, `a local QoS 0 round trip on ${name}`);
+    else {
+      await within(got, 5000, `a local QoS 1 delivery on ${name}`);
+      acked = ack.then(() => { sub.end(true); pub.end(true); });
+    }
     worst = Math.max(worst, since(t0));
   }
-  sub.end(true);
-  pub.end(true);
-  return worst;
+  return { ms: worst, acked, ackedYet: () => done };
 }
 
 /**
@@ -149,12 +157,14 @@ test('a node cut off from etcd for less than its lease: it serves its own client
   await n1.waitForLog((r) => n1.logs.indexOf(r) >= logsAtCut && r['msg'] === 'cluster: inbox write failed: retrying', 10_000);
   await waitFor('n1\'s cross-node acknowledgements held', () => out.inFlight === 20, 10_000, () => `in flight ${out.inFlight}`);
   const heldAt = out.ackedCount;
-  const localMs = await localService(n1, 'short-n1');
+  const local = await localService(n1, 'short-n1');
+  const localMs = local.ms;
   assert.equal(await readyz(n1), 200, 'a joined node stays ready while cut off');
   // n2 goes on: n1's routes live as long as its lease, so n2 writes into n1's inbox.
   const intoAtCut = into.ackedCount;
   await waitFor('n2 acknowledging into n1\'s inbox during the cut', () => into.ackedCount >= intoAtCut + 500, 10_000);
   assert.equal(out.ackedCount, heldAt, 'nothing of n1\'s cross-node traffic acknowledged during the cut');
+  assert.equal(local.ackedYet(), false, 'nor a local QoS 1 message: n1 cannot see routes made meanwhile');
   const cutMs = since(cutAt);
   assert.ok(cutMs < 10_000, `the cut (${cutMs} ms) stayed within n1's lease`);
   const intoDuringCut = into.ackedCount - intoAtCut;
@@ -163,6 +173,7 @@ test('a node cut off from etcd for less than its lease: it serves its own client
 
   await waitFor('n1\'s publisher acknowledged again', () => out.ackedCount > heldAt, 30_000);
   const healMs = since(healedAt);
+  await within(local.acked, 10_000, 'the local QoS 1 acknowledgement after the heal');
   into.stop();
   await waitFor('both streams done', () => out.sent === 3000 && out.inFlight === 0 && into.inFlight === 0, 30_000,
     () => `out ${out.sent}/${out.ackedCount}, in ${into.sent}/${into.ackedCount}`);
@@ -171,7 +182,7 @@ test('a node cut off from etcd for less than its lease: it serves its own client
   for (const b of [n1, n2]) assert.equal(b.proc.exitCode, null);
   report('a node cut off from etcd (shorter than its lease)', {
     load: 'QoS 1 both ways between the cut-off node n1 and n2 (persistent sessions, window 20 each)',
-    faults: `n1's etcd connections reset for ${cutMs} ms (lease 10 s), ${intoDuringCut} acknowledged into n1's inbox meanwhile; n1 acknowledging again ${healMs} ms after the heal; local QoS 0/1 round trips on n1 during the cut ${localMs} ms at most; /readyz 200 throughout; ${Math.round(since(started) / 100) / 10} s`,
+    faults: `n1's etcd connections reset for ${cutMs} ms (lease 10 s), ${intoDuringCut} acknowledged into n1's inbox meanwhile; n1 acknowledging again ${healMs} ms after the heal; local QoS 0/1 deliveries on n1 during the cut ${localMs} ms at most, their acknowledgements after the heal; /readyz 200 throughout; ${Math.round(since(started) / 100) / 10} s`,
     acked: toN2.acked.size + toCut.acked.size,
     received: toN2.received + toCut.received,
     dup: toN2.dup + toCut.dup,
@@ -195,7 +206,8 @@ test('a node cut off from etcd for longer than its lease: its routes stay, it ta
   const cutAt = performance.now();
   proxy.cut();
   await waitFor('n3\'s cross-node acknowledgements held', () => out.inFlight === 20, 10_000);
-  const localMs = await localService(n3, 'long-n3');
+  const local = await localService(n3, 'long-n3');
+  const localMs = local.ms;
   // Out of the cluster: n2 saw n3's lease expire.
   await n2.waitForLog((r) => r['msg'] === 'cluster member left' && r['member'] === 'n3', 15_000);
   const whileOut = await phase('out');
@@ -204,6 +216,7 @@ test('a node cut off from etcd for longer than its lease: its routes stay, it ta
   const healedAt = performance.now();
   await n3.waitForLog((r) => r['msg'] === 'cluster lease renewed', 30_000);
   const healMs = since(healedAt);
+  await within(local.acked, 10_000, 'the local QoS 1 acknowledgement after the heal');
   const afterBack = await phase('back');
   await waitFor('n3\'s stream done', () => out.sent === 3000 && out.inFlight === 0, 30_000, () => `out ${out.sent}/${out.ackedCount}`);
   await waitFor('every acknowledged message', () => toN2.complete() && toCut.complete(), 30_000,
@@ -212,7 +225,7 @@ test('a node cut off from etcd for longer than its lease: its routes stay, it ta
   for (const b of [n3, n2]) assert.equal(b.proc.exitCode, null);
   report('a node cut off from etcd (longer than its lease)', {
     load: 'QoS 1 both ways between the cut-off node n3 and n2 (persistent sessions, window 20 each)',
-    faults: `n3's etcd connections reset for ${cutMs} ms (lease 2 s), 300 published on n2 for n3 while it was out of the member list; new lease ${healMs} ms after the heal; local QoS 0/1 on n3 during the cut ${localMs} ms at most; ${Math.round(since(started) / 100) / 10} s`,
+    faults: `n3's etcd connections reset for ${cutMs} ms (lease 2 s), 300 published on n2 for n3 while it was out of the member list; new lease ${healMs} ms after the heal; local QoS 0/1 deliveries on n3 during the cut ${localMs} ms at most, acknowledged after the heal; ${Math.round(since(started) / 100) / 10} s`,
     acked: toN2.acked.size + toCut.acked.size,
     received: toN2.received + toCut.received,
     dup: toN2.dup + toCut.dup,
@@ -228,9 +241,12 @@ test('a node that starts cut off from etcd serves local clients, is not ready un
   const body = (await (await fetch(`${await httpBase(n4)}/readyz`)).json()) as { code?: string };
   assert.equal(status, 503);
   assert.equal(body.code, 'NOT_READY');
-  const localMs = await localService(n4, 'start-n4');
+  const local = await localService(n4, 'start-n4');
+  const localMs = local.ms;
+  assert.equal(local.ackedYet(), false, 'a node that has never seen the routes acknowledges nothing');
   proxy.resume();
   await n4.waitForLog((r) => r['msg'] === 'joined the cluster', 30_000);
+  await within(local.acked, 10_000, 'the local QoS 1 acknowledgement once joined');
   assert.equal(await readyz(n4), 200);
   // And it is a member: a subscriber on n4 gets what is published on n2.
   const got = new Ledger();
@@ -240,5 +256,30 @@ test('a node that starts cut off from etcd serves local clients, is not ready un
     load: 'local clients on the cut-off node',
     faults: `etcd unreachable from the start: /readyz 503 NOT_READY, local QoS 0/1 round trips ${localMs} ms at most; joined and ready after the heal`,
     acked: 0, received: 0, dup: 0,
+  });
+});
+
+test('a subscription made elsewhere while a node is cut off gets what that node acknowledges meanwhile (its view is stale)', T, async () => {
+  const proxy = await startProxy({ port: Number(etcd.endpoint.split(':')[1]) });
+  proxies.push(proxy);
+  const n5 = await startNode('n5', proxy.endpoint, 10);
+  const pub = await client(n5, 'stale-pub', { clean: false });
+  const logsAtCut = n5.logs.length;
+  proxy.cut();
+  await n5.waitForLog((r) => n5.logs.indexOf(r) >= logsAtCut && r['msg'] === 'cluster: the routes watch is broken: acknowledgements wait until this node sees the routes again', 10_000);
+  // n2 makes a route n5 cannot see: before issue 17, n5 matched no route, acknowledged, and the message was lost.
+  const got = new Ledger();
+  await subscribe(await client(n2, 'stale-sub', { clean: false }), 'stale/#', got);
+  let ackedAt = 0;
+  const ack = pub.publishAsync('stale/m', 'published-while-cut', { qos: 1 }).then(() => { ackedAt = performance.now(); });
+  const resumedAt = performance.now();
+  proxy.resume();
+  await within(ack, 15_000, 'the acknowledgement after the heal');
+  assert.ok(ackedAt >= resumedAt, 'acknowledged only once n5 could see the routes again');
+  got.ack('published-while-cut');
+  await waitFor('the message at the subscriber n5 could not see', () => got.complete(), 15_000);
+  report('a subscription made while a node is cut off', {
+    load: 'one QoS 1 message published on the cut-off node n5', faults: `n5's etcd connections reset while a subscriber on n2 subscribes; acknowledged ${Math.round(ackedAt - resumedAt)} ms after the heal`,
+    acked: 1, received: got.received, dup: got.dup,
   });
 });

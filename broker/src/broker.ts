@@ -273,7 +273,7 @@ export class Broker implements SessionContext {
    * are congested (any publish may be forwarded), or while the Kafka bridge's buffer is, for a bridged topic.
    */
   congestion(topic: string): Promise<void> | null {
-    const cluster = this.cluster === null ? null : this.cluster.outbox.congestion();
+    const cluster = this.cluster === null ? null : this.cluster.congestion();
     const bridge = this.bridge === null ? null : this.bridge.congestion(topic);
     if (cluster === null) return bridge;
     return bridge === null ? cluster : Promise.all([cluster, bridge]).then(() => undefined);

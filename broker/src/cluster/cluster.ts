@@ -21,6 +21,7 @@ import { MappingSync } from './bridge.js';
 import type { BridgeMappings } from '../bridge/mappings.js';
 import { RetainedSync } from './retained.js';
 import { Routes } from './routes.js';
+import { type Unsure, ViewGuard } from './view.js';
 import type { Config } from '../config/types.js';
 
 /** What the cluster needs from the broker. */
@@ -73,6 +74,8 @@ export class Cluster implements Hook {
   readonly queries: Queries;
   /** Bridge mappings in etcd, the same on every node. */
   readonly bridge: MappingSync;
+  /** Whether this node's view of the routes can be trusted; acknowledgements wait while it cannot (view.ts). */
+  readonly view: ViewGuard;
   private readonly strategy: SharedStrategy;
   /** Round-robin position per shared group, for picking the node that gets a message. */
   private readonly turns = new Map<string, number>();
@@ -112,6 +115,8 @@ export class Cluster implements Hook {
       fence: (node, routes) => this.fences.fence(node, routes),
     });
     this.queries = new Queries(ctx, lease);
+    this.view = new ViewGuard(ctx, lease, (held) => this.resend(held));
+    this.routes.view = this.view;
     this.bridge = new MappingSync(ctx, host.bridgeMappings);
     this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), () => this.routes.nodes(), cfg.etcd.orphan_ttl * 1000);
     this.membership = new Membership(
@@ -160,19 +165,27 @@ export class Cluster implements Hook {
     );
     this.host.barriers.add(this.outbox);
     this.host.barriers.add(this.retained);
+    this.view.start();
     this.collector.start();
     this.started = true;
     this.log.info({ node: this.nodeId, cluster: this.host.config.cluster, members: [...this.membership.members.keys()] }, 'joined the cluster');
   }
 
-  /** Hook: a message published on this node goes to every other node with a matching route. */
-  onPublish(_client: ClientInfo | null, message: Message): void {
-    if (!this.started) return;
+  /**
+   * Hook: a message published on this node goes to every other node with a matching route. While this node's view
+   * of the routes cannot be trusted, a QoS 1/2 message's acknowledgement waits (the returned promise) until it has
+   * been sent to every node that matches it by the current view (view.ts).
+   */
+  onPublish(_client: ClientInfo | null, message: Message): Promise<void> | undefined {
     // $SYS topics describe this node; each node publishes its own.
-    if (message.topic.startsWith('$SYS/')) return;
+    if (message.topic.startsWith('$SYS/')) return undefined;
+    // Not joined yet: no view of the routes at all. Sent on once it has one, and acknowledged then.
+    if (!this.started) return message.qos > 0 ? this.view.hold(message, new Set()) : undefined;
     if (message.retain) this.retained.set(message);
     const routes = this.routes.match(message.topic);
-    if (routes.length === 0) return;
+    // Routed by a view that may be missing routes: kept, to be sent again to the nodes it missed (view.ts).
+    const unsure = message.qos > 0 && !this.view.trusted;
+    if (routes.length === 0) return unsure ? this.view.hold(message, new Set()) : undefined;
     const targets = new Map<string, Target>();
     let groups: Map<string, string[]> | null = null;
     for (const r of routes) {
@@ -199,6 +212,33 @@ export class Cluster implements Hook {
       }
     }
     for (const [node, t] of targets) this.outbox.add(node, t);
+    return unsure ? this.view.hold(message, new Set(targets.keys())) : undefined;
+  }
+
+  /**
+   * The view has caught up: messages routed while it could not be trusted go to the nodes with ordinary
+   * subscriptions that match them now and did not get them (a shared group got its one copy already, here or on
+   * the node then picked). Resolves once they are written to etcd.
+   */
+  private async resend(held: readonly Unsure[]): Promise<void> {
+    let sent = 0;
+    for (const { message, sent: already } of held) {
+      const missed = new Set<string>();
+      for (const r of this.routes.match(message.topic)) if (r.group === null && !already.has(r.node)) missed.add(r.node);
+      for (const node of missed) {
+        const t = new Target(message);
+        t.normal = true;
+        this.outbox.add(node, t);
+        sent++;
+      }
+    }
+    if (sent > 0) this.log.info({ messages: sent }, 'cluster: messages routed by a stale view sent to the nodes they missed');
+    await this.outbox.settled();
+  }
+
+  /** A promise while publishers must pause: too many messages wait for the view to catch up. */
+  congestion(): Promise<void> | null {
+    return this.view.congestion() ?? this.outbox.congestion();
   }
 
   /** True once the node has joined (etcd answered and everything was read). */
@@ -284,6 +324,7 @@ export class Cluster implements Hook {
     }
     // Session moves in progress end first: they use the inbox, routes and fences.
     await this.sessions.stop().catch(() => undefined);
+    this.view.stop();
     this.outbox.stop();
     this.collector.stop();
     await Promise.all([this.routes.stop(), this.inbox.stop(), this.retained.stop(), this.clients.stop(), this.fences.stop(), this.queries.stop(), this.bridge.stop()]).catch(() => undefined);

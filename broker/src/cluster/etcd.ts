@@ -12,16 +12,16 @@ export const MAX_TXN_OPS = 128;
  * acknowledgements until etcd answers: a host's circuit breaker stayed open 5 s after three failures, so calls
  * failed without trying for seconds after etcd was back (a reconnecting client got a new, empty session because
  * fetching its old one was refused), and a broken watch waited up to 30 s between reconnects (one node saw no
- * change for 28 s after an etcd restart and routed by a stale view meanwhile). Here a host is tried again 1 s
- * after its breaker opens, and a watch reconnects within 1 s.
+ * change for 28 s after an etcd restart and routed by a stale view meanwhile). Here a host is tried again 0.5 s
+ * after its breaker opens, and a watch reconnects within 0.5 s.
  */
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
 
 const FAULT_HANDLING: NonNullable<IOptions['faultHandling']> = {
-  host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+  host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(3) }),
   global: retry(handleWhen(isRecoverableError), { maxAttempts: 3 }),
   // etcd3 declares a backoff where it uses (as its own default does) a backoff factory: next() is called first.
-  watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as unknown as WatchBackoff,
+  watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }) as unknown as WatchBackoff,
 };
 
 /** Opens the etcd client for `etcd.*`: plain or TLS (with `etcd.ca`), optionally mutual TLS and a user. */

@@ -4,6 +4,7 @@ import { TopicTree } from '../routing/topic-tree.js';
 import { MAX_TXN_OPS } from './etcd.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
+import { VIEW_MARKER } from './view.js';
 
 /** A route of another node: it has ordinary subscribers for a filter, or members of a shared group. */
 export interface RemoteRoute {
@@ -42,6 +43,9 @@ export class Routes implements RouteListener {
   /** Callers of seen() waiting for other nodes' routes to arrive through the watch. */
   private watching: { node: string; routes: string[]; resolve: () => void }[] = [];
 
+  /** Told of this node's view marker coming back through the watch, and of the watch's health (view.ts). */
+  view: { seen(value: string): void; health(ok: boolean): void } | null = null;
+
   /** Nodes with routes here, and how many: for the collector, which also removes those of departed nodes. */
   private readonly counts = new Map<string, number>();
 
@@ -62,7 +66,10 @@ export class Routes implements RouteListener {
   async prune(): Promise<number> {
     const prefix = this.ctx.keys.route(this.ctx.self, '');
     const keys = await this.ctx.client.getAll().prefix(prefix).keys();
-    const stale = keys.filter((k) => !this.local.has(k.slice(prefix.length)) && !this.pending.has(k.slice(prefix.length)));
+    const stale = keys.filter((k) => {
+      const route = k.slice(prefix.length);
+      return route !== VIEW_MARKER && !this.local.has(route) && !this.pending.has(route);
+    });
     for (let i = 0; i < stale.length; i += MAX_TXN_OPS) {
       const ops = stale.slice(i, i + MAX_TXN_OPS).map((k) => this.ctx.client.delete().key(k));
       await this.ctx.client.if(this.ctx.keys.member(this.ctx.self), 'Version', '>', -1).then(...ops).commit();
@@ -72,9 +79,14 @@ export class Routes implements RouteListener {
 
   /** Starts following everyone's routes. */
   async start(): Promise<void> {
+    const marker = this.ctx.keys.route(this.ctx.self, VIEW_MARKER);
     this.watch = await watchPrefix(this.ctx.client, this.ctx.keys.routes, this.ctx.log, {
-      put: (key) => this.remoteChange(key, true),
+      put: (key, value) => {
+        if (key === marker) this.view?.seen(value.toString());
+        else this.remoteChange(key, true);
+      },
       delete: (key) => this.remoteChange(key, false),
+      health: (ok) => this.view?.health(ok),
     });
   }
 
@@ -133,6 +145,7 @@ export class Routes implements RouteListener {
     const parsed = this.ctx.keys.parseRoute(key);
     if (parsed === null || parsed.node === this.ctx.self) return;
     const { node, route } = parsed;
+    if (route.charCodeAt(0) === 0) return; // another node's view marker, not a route
     const { group, filter } = splitRoute(route);
     const id = group === null ? node : `${node}\u0000${group}`;
     if (present) {

@@ -5,6 +5,11 @@ import type { Logger } from 'pino';
 export interface PrefixHandlers {
   put(key: string, value: Buffer): void;
   delete(key: string): void;
+  /**
+   * The watch broke (false: changes may be happening that this node does not see) or is back (true: it resumes
+   * from where it was, and replays what it missed).
+   */
+  health?(ok: boolean): void;
 }
 
 export interface PrefixWatch {
@@ -43,6 +48,10 @@ export async function watchPrefix(client: Etcd3, prefix: string, log: Logger, on
       return;
     }
     watcher = w;
+    on.health?.(true);
+    // The client reconnects a broken watch by itself, from the last revision it delivered.
+    w.on('disconnected', () => on.health?.(false));
+    w.on('connected', () => on.health?.(true));
     w.on('put', (kv) => {
       const key = kv.key.toString();
       known.add(key);
@@ -55,6 +64,7 @@ export async function watchPrefix(client: Etcd3, prefix: string, log: Logger, on
     });
     w.on('error', (err) => {
       if (cancelled || watcher !== w) return;
+      on.health?.(false);
       log.warn({ prefix, err: err.message }, 'etcd watch failed: reading the prefix again');
       watcher = null;
       void w.cancel().catch(() => undefined);
