@@ -106,6 +106,8 @@ export class Broker implements SessionContext {
   private readonly leaving = new Set<Session>();
   /** Set once every listener is bound. */
   private listening = false;
+  /** Numbers the identities of QoS 2 messages published here (with the start time: unique across restarts). */
+  private messageSeq = Date.now() * 1000;
   /** The HTTP service (`http.enable`). */
   private http: HttpService | null = null;
   /** Checks every connection's connect and keep-alive deadlines; runs while there are connections. */
@@ -342,7 +344,13 @@ export class Broker implements SessionContext {
     const store = session.store;
     const since = session.queue.filter((d) => d.seq <= mark); // takes out those that came here after the mark
     for (const d of since) store?.deleteDelivery(clientId, d.seq);
-    const late = deliveries.map((s) => new Delivery(Message.restore(s.message), s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null));
+    const late: Delivery[] = [];
+    for (const s of deliveries) {
+      const m = Message.restore(s.message);
+      // One that reached the session here directly during the move is not delivered twice (QoS 2).
+      if (s.qos === 2 && !session.firstTime(m)) continue;
+      late.push(new Delivery(m, s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null));
+    }
     for (const d of [...late, ...since]) {
       d.seq = ++session.seq;
       session.queue.push(d);
@@ -360,8 +368,11 @@ export class Broker implements SessionContext {
     }
     const store = session.store;
     for (const s of moving.deliveries) {
-      // In flight on the other copy's connection or queued there: sent again from here (QoS 1 may repeat).
-      const d = new Delivery(Message.restore(s.message), s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null);
+      // In flight on the other copy's connection or queued there: sent again from here (QoS 1 may repeat; a QoS 2
+      // message this session has taken already is not).
+      const m = Message.restore(s.message);
+      if (s.qos === 2 && !session.firstTime(m)) continue;
+      const d = new Delivery(m, s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null);
       d.seq = ++session.seq;
       session.queue.push(d);
       store?.putDelivery(storedDelivery(session.clientId, d));
@@ -609,6 +620,8 @@ export class Broker implements SessionContext {
    */
   route(client: ClientInfo | null, message: Message): Promise<void> | null {
     if (message.topic.startsWith(QUEUE_PREFIX)) return handled(this.hooks.publish(client, message));
+    // QoS 2 messages get an identity that travels with them, so a session delivers each once (Session.deliver).
+    if (message.qos === 2 && message.id === undefined) message.id = `${this.nodeId}:${++this.messageSeq}`;
     if (message.retain) {
       this.router.retain(message);
       // $SYS values are made again every interval; storing them would only churn the disk.

@@ -14,7 +14,7 @@ import { connectEtcd } from './etcd.js';
 import { Fences } from './fences.js';
 import { Inbox } from './inbox.js';
 import { Keys } from './keys.js';
-import { type MemberInfo, Membership } from './members.js';
+import { FEATURES, type MemberInfo, Membership } from './members.js';
 import { Outbox } from './outbox.js';
 import { Queries } from './queries.js';
 import { MappingSync } from './bridge.js';
@@ -95,7 +95,7 @@ export class Cluster implements Hook {
     const ctx: EtcdContext = { client: this.client, keys: this.keys, self: nodeId, log: this.log };
     // Routes outlive the lease where the node id does (a configured `broker`, or one kept in the store).
     this.routes = new Routes(ctx, cfg.broker !== '' || cfg.store.dir !== '');
-    this.outbox = new Outbox(ctx);
+    this.outbox = new Outbox(ctx, (node) => this.membership.members.get(node)?.features?.includes('message-id') === true);
     this.inbox = new Inbox(ctx, (e) => this.deliver(e), host.localBarrier);
     this.retained = new RetainedSync(ctx, {
       set: (topic, m) => host.router.retained.set(topic, m),
@@ -120,7 +120,7 @@ export class Cluster implements Hook {
     this.bridge = new MappingSync(ctx, host.bridgeMappings);
     this.collector = new InboxCollector(ctx, () => this.membership.members.keys(), () => this.routes.nodes(), cfg.etcd.orphan_ttl * 1000);
     this.membership = new Membership(
-      this.client, this.keys, { ...self, id: nodeId, clients: 0 }, cfg.etcd.lease_ttl, this.log,
+      this.client, this.keys, { ...self, id: nodeId, clients: 0, features: FEATURES }, cfg.etcd.lease_ttl, this.log,
       (lease) => {
         this.routes.useLease(lease);
         if (this.started) this.clients.reclaimAll();

@@ -16,7 +16,15 @@ export interface MemberInfo {
   clients: number;
   /** Set while the node drains: it takes no sessions from others. */
   draining?: boolean;
+  /**
+   * What this node's version reads that older ones refuse, so that others write it only to nodes that take it
+   * during a rolling upgrade: `message-id` (message identities in batches and session moves).
+   */
+  features?: readonly string[];
 }
+
+/** The features this version announces in its member record (see MemberInfo.features). */
+export const FEATURES: readonly string[] = ['message-id'];
 
 /**
  * Membership: this node's registration under a lease (gone `etcd.lease_ttl` seconds after the node stops

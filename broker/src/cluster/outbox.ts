@@ -84,6 +84,8 @@ export class Outbox implements Barrier {
 
   constructor(
     private readonly ctx: EtcdContext,
+    /** Whether a node reads message identities (its member record announces `message-id`). */
+    private readonly readsIds: (node: string) => boolean = () => false,
   ) {}
 
   /** Messages waiting to be written to etcd, all targets together. */
@@ -182,7 +184,7 @@ export class Outbox implements Barrier {
   private write(target: string, t: Target, batch: Batch, attempt: number): void {
     t.seq = Math.max(t.seq + 1, Date.now() * 1000);
     const key = this.ctx.keys.inboxKey(target, this.ctx.self, t.seq);
-    const value = this.encoder.batch(key, batch.entries);
+    const value = this.encoder.batch(key, batch.entries, this.readsIds(target));
     const started = performance.now();
     this.ctx.client.put(key).value(value).exec().then(
       () => {

@@ -30,7 +30,8 @@ export class SessionCodec {
   private readonly encoder = new Encoder();
   private readonly decoder = new Decoder();
 
-  encode(clientId: string, f: MoveFrame): Buffer {
+  /** `ids`: the receiving node reads message identities (see store/codec.ts writeMessage). */
+  encode(clientId: string, f: MoveFrame, ids = true): Buffer {
     const from = Buffer.from(f.from);
     const head = Buffer.alloc(3);
     head[0] = KINDS[f.kind];
@@ -47,11 +48,11 @@ export class SessionCodec {
       const m = f.moving;
       part(m.deliveries.length, this.encoder.session(key, true, m.session));
       part(m.mark, Buffer.alloc(0));
-      for (const d of m.deliveries) part(d.seq, this.encoder.delivery(key, true, d));
+      for (const d of m.deliveries) part(d.seq, this.encoder.delivery(key, true, d, ids));
       for (const id of m.incoming) part(id, this.encoder.incoming(key, true, clientId, id));
     } else if (f.kind === 'delta') {
       part(f.mark, Buffer.alloc(0));
-      for (const d of f.deliveries) part(d.seq, this.encoder.delivery(key, true, d));
+      for (const d of f.deliveries) part(d.seq, this.encoder.delivery(key, true, d, ids));
     }
     return Buffer.concat(out);
   }

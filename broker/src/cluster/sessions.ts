@@ -238,7 +238,7 @@ export class SessionMover {
     const routes = routesOf(moving);
     let fenced: Promise<void> | null = null;
     try {
-      await this.put(key, this.codec.encode(clientId, { kind: 'snapshot', from: this.ctx.self, moving }));
+      await this.put(key, this.codec.encode(clientId, { kind: 'snapshot', from: this.ctx.self, moving }, this.readsIds(to)));
       // The fence runs beside the acknowledgement (the other nodes wait for the new routes themselves): the
       // shorter the time both copies queue, the fewer messages arrive twice.
       fenced = this.routing.fence(to, routes).catch((err: unknown) => {
@@ -266,7 +266,7 @@ export class SessionMover {
     await fenced;
     const deliveries = this.host.finish(clientId, moving.mark);
     try {
-      await this.put(key, this.codec.encode(clientId, { kind: 'delta', from: this.ctx.self, mark: moving.mark, deliveries }));
+      await this.put(key, this.codec.encode(clientId, { kind: 'delta', from: this.ctx.self, mark: moving.mark, deliveries }, this.readsIds(to)));
     } catch (err) {
       this.ctx.log.error({ clientId, to, lost: deliveries.length, err: (err as Error).message }, 'cluster: sending the last messages of a moved session failed');
     }
@@ -314,6 +314,11 @@ export class SessionMover {
     } catch (err) {
       this.ctx.log.warn({ clientId, from: frame.from, err: (err as Error).message }, 'cluster: taking a session over failed');
     }
+  }
+
+  /** Whether `node` reads message identities in moves (its member record announces it). */
+  private readsIds(node: string): boolean {
+    return this.members().get(node)?.features?.includes('message-id') === true;
   }
 
   /** Resolves with the next outcome for `clientId`, or 'late' after `ms`. */

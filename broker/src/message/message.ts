@@ -20,6 +20,8 @@ export class Message implements StoredMessage {
   readonly origin: string;
   /** Epoch milliseconds after which the message must not be delivered; 0 = never [MQTT-3.3.2-5]. */
   readonly expiresAt: number;
+  /** Identity across nodes and moves (QoS 2 only; see StoredMessage.id), set when it is first routed. */
+  id: string | undefined = undefined;
   /** The topic as UTF-8, encoded on first use. */
   private topicBuf: Buffer | null = null;
   /** The plain QoS 0 PUBLISH (no RETAIN, no DUP) for v3.1/v3.1.1 and for v5 without properties, on first use. */
@@ -53,6 +55,7 @@ export class Message implements StoredMessage {
   static restore(s: StoredMessage): Message {
     const m = new Message(s.topic, s.payload, s.qos, s.retain, forwardable(s.properties), s.origin, 0);
     (m as { expiresAt: number }).expiresAt = s.expiresAt;
+    m.id = s.id;
     return m;
   }
 

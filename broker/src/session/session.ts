@@ -8,6 +8,9 @@ import { AWAIT_ACK, AWAIT_COMP, Delivery, storedDelivery } from './delivery.js';
 import { Ring } from './ring.js';
 import type { LongTimeout } from '../timers/long-timeout.js';
 
+/** QoS 2 message identities a session remembers (firstTime()): ~40 bytes each, only for sessions that get QoS 2. */
+const RECENT_IDS = 4096;
+
 /** The connection side a session sends through; implemented by Connection. */
 export interface Outlet {
   /** Writes a PUBLISH; returns false when it was not sent (too large for the client). */
@@ -78,6 +81,8 @@ export class Session {
   /** Set when the session has ended; a late callback must not use it. */
   ended = false;
   private nextId = 1;
+  /** Identities of the QoS 2 messages this session took lately (see firstTime), made on first use. */
+  private recentIds: Set<string> | null = null;
   /** In-flight deliveries waiting for room in the window to be sent again (see attach()). */
   private heldCount = 0;
   /** Last delivery sequence number handed out (store order). */
@@ -153,8 +158,27 @@ export class Session {
     return o && o.receiveMaximum < max ? o.receiveMaximum : max;
   }
 
+  /**
+   * True, and remembered, when this session has not taken a QoS 2 message with this identity lately; false for a
+   * second copy (one that reached both copies of a moving session, a merged copy's, an inbox batch read again).
+   * The last RECENT_IDS identities are kept: what QoS 2 exactly-once needs across moves, at bounded memory.
+   */
+  firstTime(m: Message): boolean {
+    const id = m.id;
+    if (id === undefined) return true;
+    const seen = (this.recentIds ??= new Set());
+    if (seen.has(id)) return false;
+    seen.add(id);
+    if (seen.size > RECENT_IDS) seen.delete(seen.values().next().value as string);
+    return true;
+  }
+
   /** Hands a message to this session: sent now, queued, or dropped (counted). */
   deliver(message: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, group: SharedGroup | null): void {
+    if (qos === 2 && message.id !== undefined && !this.firstTime(message)) {
+      this.ctx.dropped(this.clientId, message, 'duplicate'); // [MQTT-4.3.3] exactly once, across nodes too
+      return;
+    }
     const o = this.outlet;
     if (qos === 0) {
       if (o === null) return; // QoS 0 is not queued for absent clients (as Mosquitto's default)

@@ -123,3 +123,15 @@ test('a cluster batch round-trips its messages, targets and groups, and is bound
   ]);
   assert.throws(() => dec.batch('/smq/c/inbox/n3/n1/1', value), CodecError, 'the same bytes under another key are refused');
 });
+
+test('a message identity round-trips where the reader takes it, and is left out for an older one', () => {
+  const enc = new Encoder();
+  const dec = new Decoder();
+  const d = { ...delivery(1), message: { ...message(Buffer.from('x')), qos: 2 as const, id: 'n1:1700000000000001' } };
+  assert.deepStrictEqual(dec.delivery('client', 'client', 1, enc.delivery('client', false, d)), d);
+  const withoutId = dec.delivery('client', 'client', 1, enc.delivery('client', false, d, false));
+  assert.equal(withoutId.message.id, undefined, 'an older node never sees the flag it would refuse');
+  const entries = [{ message: d.message, normal: true, groups: [] }];
+  assert.equal(dec.batch('/inbox/k', enc.batch('/inbox/k', entries))[0]?.message.id, 'n1:1700000000000001');
+  assert.equal(dec.batch('/inbox/k', enc.batch('/inbox/k', entries, false))[0]?.message.id, undefined);
+});

@@ -268,11 +268,12 @@ export class Encoder {
     return w.end(KIND_SESSION, keyPart, -1);
   }
 
-  delivery(keyPart: string, embedId: boolean, d: StoredDelivery): Buffer {
+  /** `ids`: write the message's identity (see writeMessage); false for a node that would refuse it. */
+  delivery(keyPart: string, embedId: boolean, d: StoredDelivery, ids = true): Buffer {
     const w = this.w;
     w.begin();
     if (embedId) w.str(d.clientId);
-    writeMessage(w, d.message);
+    writeMessage(w, d.message, ids);
     w.u8(d.qos | (d.retain ? 4 : 0) | (d.state << 3));
     w.varuint(d.packetId, 'packet id');
     if (d.subIds === undefined) w.varuint(0, 'subscription identifier count');
@@ -283,13 +284,16 @@ export class Encoder {
     return w.end(KIND_DELIVERY, keyPart, d.seq);
   }
 
-  /** A batch of messages for a cluster inbox; `keyPart` is the inbox key, so a value cannot be moved. */
-  batch(keyPart: string, entries: readonly BatchEntry[]): Buffer {
+  /**
+   * A batch of messages for a cluster inbox; `keyPart` is the inbox key, so a value cannot be moved. `ids`: the
+   * target reads message identities (its member record says so); an older node would refuse them.
+   */
+  batch(keyPart: string, entries: readonly BatchEntry[], ids = true): Buffer {
     const w = this.w;
     w.begin();
     w.varuint(entries.length, 'batch length');
     for (const e of entries) {
-      writeMessage(w, e.message);
+      writeMessage(w, e.message, ids);
       w.u8(e.normal ? 1 : 0);
       w.varuint(e.groups.length, 'group count');
       for (const g of e.groups) w.str(g);
@@ -412,24 +416,32 @@ export class Decoder {
   }
 }
 
-function writeMessage(w: Writer, m: StoredMessage): void {
+/**
+ * A message: flags bit 4 says an identity follows its properties. Older readers refuse flags above 15, so the
+ * identity is written only where the reader is known to take it (`ids`: always in the local store; in batches and
+ * session moves only for nodes whose member record announces it, see Keys/MemberInfo `features`).
+ */
+function writeMessage(w: Writer, m: StoredMessage, ids = true): void {
+  const id = ids ? m.id : undefined;
   w.str(m.topic);
   w.bytes(m.payload);
-  w.u8(m.qos | (m.retain ? 4 : 0) | (m.properties !== undefined ? 8 : 0));
+  w.u8(m.qos | (m.retain ? 4 : 0) | (m.properties !== undefined ? 8 : 0) | (id !== undefined ? 16 : 0));
   w.str(m.origin);
   w.varuint(m.expiresAt, 'message expiresAt');
   if (m.properties !== undefined) writeValue(w, m.properties, 0);
+  if (id !== undefined) w.str(id);
 }
 
 function readMessage(r: Reader): StoredMessage {
   const topic = r.str();
   const payload = r.bytes();
   const flags = r.u8();
-  if ((flags & 3) === 3 || flags > 15) throw new CodecError(`bad message flags ${flags}`);
+  if ((flags & 3) === 3 || flags > 31) throw new CodecError(`bad message flags ${flags}`);
   const origin = r.str();
   const expiresAt = r.varuint();
   const properties = (flags & 8) !== 0 ? (readValue(r, 0) as MessageProperties) : undefined;
-  return { topic, payload, qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, origin, expiresAt };
+  const m: StoredMessage = { topic, payload, qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, origin, expiresAt };
+  return (flags & 16) !== 0 ? { ...m, id: r.str() } : m;
 }
 
 // Tags of the property encoding.

@@ -94,7 +94,9 @@ export function restore(broker: Broker, snap: Snapshot): void {
       store?.deleteDelivery(d.clientId, d.seq); // an orphan of a session that is gone
       continue;
     }
-    const delivery = new Delivery(Message.restore(d.message), d.qos, d.retain, d.subIds ? [...d.subIds] : undefined, null);
+    const message = Message.restore(d.message);
+    if (d.qos === 2) session.firstTime(message); // a copy of it that arrives again is not delivered twice
+    const delivery = new Delivery(message, d.qos, d.retain, d.subIds ? [...d.subIds] : undefined, null);
     delivery.seq = d.seq;
     delivery.packetId = d.packetId;
     delivery.state = d.state;

@@ -9,6 +9,11 @@ export interface StoredMessage {
   readonly retain: boolean;
   readonly properties: MessageProperties | undefined;
   readonly origin: string;
+  /**
+   * The message's identity across nodes, moves and restarts (`<node>:<n>`), set for QoS 2 messages: a session
+   * that meets the same message twice (a move's overlap, a merged copy, an inbox read again) delivers it once.
+   */
+  readonly id?: string | undefined;
   /** Epoch ms after which the message is dropped; 0 = never. */
   readonly expiresAt: number;
 }
