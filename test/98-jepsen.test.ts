@@ -23,7 +23,7 @@ if (process.env['JEPSEN_RANDOM'] === '1') schedules.push(makeSchedule({ ...sched
 
 for (const schedule of schedules) {
   const p = schedule.params;
-  test(`checker, seed ${p.seed}: ${p.durationS} s of random faults on ${p.nodes} nodes and ${p.etcdMembers} etcd member(s) break no invariant`, { timeout: 290_000 }, async () => {
+  test(`checker, seed ${p.seed}: ${p.durationS} s of random faults on ${p.nodes} nodes and ${p.etcdMembers} etcd member(s) break no invariant`, { timeout: (p.durationS + 240) * 1000 }, async () => {
     const r = await runSchedule(schedule, (line) => console.log(line), process.env['JEPSEN_OUT'] || undefined);
     for (const line of reliabilityLines(r)) console.log(line);
     const broken = r.verdict.results.filter((x) => x.violations > 0);
