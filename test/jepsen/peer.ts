@@ -144,6 +144,10 @@ export class Peer {
   /** Ends the client for good (no DISCONNECT: the run is over). */
   close(): void {
     this.stopped = true;
-    this.client.end(true);
+    const c = this.client;
+    // A hop's end() may still be under way with a reconnect deferred behind it: that one must not stay open.
+    c.options.reconnectPeriod = 0;
+    c.on('connect', () => c.end(true));
+    c.end(true);
   }
 }
