@@ -4,8 +4,7 @@
  * a TCP proxy of its own and its clients reach it through another, so the nemesis can cut a node from etcd or
  * from its clients without touching either side. Every fault the nemesis injects is a method here.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startBroker, type RunningBroker } from '../helpers/broker.js';
 import { startEtcdCluster, type RunningEtcdCluster } from '../helpers/etcd.js';
@@ -47,15 +46,19 @@ export class Topology {
     private readonly history: History,
   ) {}
 
-  /** Starts etcd (`etcdMembers` members), the proxies and the nodes `ids`, and waits until every node is ready. */
-  static async start(ids: readonly string[], etcdMembers: number, leaseTtl: number, history: History): Promise<Topology> {
+  /**
+   * Starts etcd (`etcdMembers` members), the proxies and the nodes `ids`, and waits until every node is ready. Each
+   * node's store.dir is `<dir>/store-<id>`, kept with the run's other files (a store that will not open is evidence).
+   */
+  static async start(ids: readonly string[], etcdMembers: number, leaseTtl: number, history: History, dir: string): Promise<Topology> {
     const etcd = await startEtcdCluster({ size: etcdMembers });
     const topo = new Topology(`checker${process.pid}x${Date.now() % 100_000}`, etcd, leaseTtl, history);
     for (const id of ids) {
+      mkdirSync(join(dir, `store-${id}`), { recursive: true });
       const port = await freePort();
       const etcdProxies = await Promise.all(etcd.endpoints.map((e) => startProxy({ port: Number(e.split(':')[1]) })));
       topo.nodes.set(id, {
-        id, port, httpPort: await freePort(), dir: mkdtempSync(join(tmpdir(), `smq-checker-${id}-`)),
+        id, port, httpPort: await freePort(), dir: join(dir, `store-${id}`),
         etcdProxies, clientProxy: await startProxy({ port }), broker: null, paused: false, lives: [],
       });
     }

@@ -20,7 +20,7 @@ export interface RunResult {
   readonly verdict: Verdict;
   /** Faults injected, by kind. */
   readonly injected: Readonly<Record<string, number>>;
-  /** Where the schedule, history, verdict and node logs are. */
+  /** Where the schedule, history, verdict, node logs and node stores are. */
   readonly dir: string;
   readonly seconds: number;
   /** What went unexpectedly in the run itself (a restart that failed, a phase past its deadline). */
@@ -118,7 +118,7 @@ export async function runSchedule(schedule: Schedule, say: (line: string) => voi
   say(describeSchedule(schedule));
   const history = new History();
   const notes: string[] = [];
-  const topo = await Topology.start(nodeIds(p.nodes), p.etcdMembers, p.leaseTtl, history);
+  const topo = await Topology.start(nodeIds(p.nodes), p.etcdMembers, p.leaseTtl, history, dir);
   const ctx = { history, nodes: topo.ids, port: (id: string) => topo.clientPort(id), rnd: new Prng(p.seed + 1) };
   const workload = new Workload(ctx, { subscribers: p.subscribers, rate: p.rate, run: `s${p.seed}` });
   const injected: Record<string, number> = {};
@@ -198,6 +198,6 @@ export function violationLines(r: RunResult): string[] {
   const out: string[] = [];
   for (const res of r.verdict.results) for (const d of res.details) out.push(`${res.name}: ${d}`);
   for (const n of r.notes) out.push(`note: ${n}`);
-  out.push(`files: ${r.dir} (schedule.json, history.jsonl, verdict.json, n*.log)`);
+  out.push(`files: ${r.dir} (schedule.json, history.jsonl, verdict.json, n*.log, store-n*/)`);
   return out;
 }
