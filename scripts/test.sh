@@ -26,10 +26,26 @@ if [ "${#files[@]}" -eq 0 ]; then
 fi
 # --test-force-exit: a test file ends once its tests and hooks have, even if a client handle of the test itself
 # lingers (98-faults-etcd-partition once passed all its tests and then sat until the file timeout).
+# The same visible reporter node picks by default (spec on a terminal, TAP otherwise), and beside it one that
+# counts the tests of each file (scripts/test-counts.mjs): --test-force-exit ends a file once the tests it has
+# registered so far are done, so tests registered later (after a top-level await, in a timer) are never run nor
+# reported, and the file passes with fewer. The counts are compared with test/test-counts.json below.
+if [ -t 1 ]; then reporter=spec; else reporter=tap; fi
+counts="$(mktemp)"
+trap 'rm -f "$counts"' EXIT
 echo "==> running ${#files[@]} test files: node --test --test-concurrency=2 --test-force-exit --test-timeout=${test_timeout_ms} (dist/broker, dist/operator, dist/test)"
 status=0
-timeout --kill-after=30 "${run_timeout_s}" \
-  node --test --test-concurrency=2 --test-force-exit --test-timeout="${test_timeout_ms}" "${files[@]}" || status=$?
+SMQ_TEST_COUNTS_FILE="$counts" timeout --kill-after=30 "${run_timeout_s}" \
+  node --test --test-concurrency=2 --test-force-exit --test-timeout="${test_timeout_ms}" \
+    --test-reporter="$reporter" --test-reporter-destination=stdout \
+    --test-reporter=./scripts/test-counts.mjs --test-reporter-destination=/dev/null "${files[@]}" || status=$?
+if [ "$status" -ne 124 ] && [ "$status" -ne 137 ]; then
+  if [ "${SMQ_TEST_COUNTS:-check}" = update ]; then
+    node scripts/check-test-counts.mjs "$counts" test/test-counts.json --update
+  elif ! node scripts/check-test-counts.mjs "$counts" test/test-counts.json; then
+    [ "$status" -ne 0 ] || status=1
+  fi
+fi
 if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
   echo "==> test run stopped after ${run_timeout_s} s (SMQ_RUN_TIMEOUT_S): something hung" >&2
 elif [ "$status" -ne 0 ]; then
