@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Long checker runs by hand (issue 17): many seeds, longer runs, a three-member etcd by default. Each seed runs
-# dist/test/98-jepsen.test.js with SEED=<seed>; its schedule, history, verdict and node logs go to
+# dist/test/jepsen/cli.js with SEED=<seed>; its schedule, history, verdict and node logs go to
 # <dir>/seed-<seed>/ and its output to <dir>/seed-<seed>.out; the RELIABILITY lines of every run are printed.
 #
 #   npm run jepsen                      5 random seeds (JEPSEN_RUNS), 75 s each, etcd of 3 members
@@ -32,7 +32,7 @@ for seed in "${seeds[@]}"; do
   if [ "$seed" = replay ]; then unset SEED; else export SEED="$seed"; fi
   # --test-force-exit: a client handle left by a run must not hold the next one.
   JEPSEN_OUT="$out" node --test --test-force-exit --test-timeout=0 --test-reporter=spec \
-    dist/test/98-jepsen.test.js >"${out}.out" 2>&1 || failed+=("$seed")
+    dist/test/jepsen/cli.js >"${out}.out" 2>&1 || failed+=("$seed")
   grep -E '^\s*(RELIABILITY|# RELIABILITY)' "${out}.out" | sed 's/^[[:space:]]*//'
   grep -E '^\s*(delivered|shared-delivered|qos2-once|order|sessions-kept|one-connection|retained|ready|note):' "${out}.out" | sed 's/^[[:space:]]*/    /' | sort -u | head -20
 done

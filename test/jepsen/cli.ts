@@ -11,9 +11,9 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { test } from 'node:test';
-import { scheduleFromEnv } from './jepsen/env.js';
-import { reliabilityLines, runSchedule, violationLines } from './jepsen/run.js';
-import { DEFAULT_PARAMS, makeSchedule, type RunParams } from './jepsen/schedule.js';
+import { scheduleFromEnv } from './env.js';
+import { reliabilityLines, runSchedule, violationLines } from './run.js';
+import { DEFAULT_PARAMS, makeSchedule, type RunParams } from './schedule.js';
 
 /** The CI run: short, three nodes, one etcd member, every fault kind. */
 const CI: RunParams = { ...DEFAULT_PARAMS, seed: 17, durationS: 50 };
