@@ -40,7 +40,7 @@ import { BridgeMappings, type MappingBackend } from './bridge/mappings.js';
 import { FileMappings } from './bridge/file-backend.js';
 import { KafkaBridge, QUEUE_PREFIX } from './bridge/hook.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
-import { type Claim, newer } from './cluster/clients.js';
+import { type Claim, newer } from './cluster/claims.js';
 import type { DeliveryScope } from './routing/router.js';
 import { AgentRegistry } from './agent/registry.js';
 import { NotifyHook } from './notify/hook.js';
@@ -344,14 +344,8 @@ export class Broker implements SessionContext {
     const store = session.store;
     const since = session.queue.filter((d) => d.seq <= mark); // takes out those that came here after the mark
     for (const d of since) store?.deleteDelivery(clientId, d.seq);
-    const late: Delivery[] = [];
-    for (const s of deliveries) {
-      const m = Message.restore(s.message);
-      // One that reached the session here directly during the move is not delivered twice (QoS 2).
-      if (s.qos === 2 && !session.firstTime(m)) continue;
-      late.push(new Delivery(m, s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null));
-    }
-    for (const d of [...late, ...since]) {
+    // One that reached the session here directly during the move is not delivered twice (QoS 2).
+    for (const d of [...arriving(session, deliveries), ...since]) {
       d.seq = ++session.seq;
       session.queue.push(d);
       store?.putDelivery(storedDelivery(clientId, d));
@@ -367,12 +361,9 @@ export class Broker implements SessionContext {
       return;
     }
     const store = session.store;
-    for (const s of moving.deliveries) {
-      // In flight on the other copy's connection or queued there: sent again from here (QoS 1 may repeat; a QoS 2
-      // message this session has taken already is not).
-      const m = Message.restore(s.message);
-      if (s.qos === 2 && !session.firstTime(m)) continue;
-      const d = new Delivery(m, s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null);
+    // In flight on the other copy's connection or queued there: sent again from here (QoS 1 may repeat; a QoS 2
+    // message this session has taken already is not).
+    for (const d of arriving(session, moving.deliveries)) {
       d.seq = ++session.seq;
       session.queue.push(d);
       store?.putDelivery(storedDelivery(session.clientId, d));
@@ -743,4 +734,15 @@ const NOT_JOINED: MappingBackend = {
 function handled(hold: Promise<void> | null): Promise<void> | null {
   hold?.catch(() => undefined);
   return hold;
+}
+
+/** Deliveries of another copy of `session`, less the QoS 2 messages it has taken already (Session.firstTime). */
+function arriving(session: Session, deliveries: readonly StoredDelivery[]): Delivery[] {
+  const out: Delivery[] = [];
+  for (const s of deliveries) {
+    const m = Message.restore(s.message);
+    if (s.qos === 2 && !session.firstTime(m)) continue;
+    out.push(new Delivery(m, s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null));
+  }
+  return out;
 }

@@ -1,31 +1,8 @@
 import type { Lease } from 'etcd3';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
+import { type Claim, decodeClaim, encodeClaim, releaseClaim, swapClaim } from './claims.js';
 
-/** One connection's claim on a client id: the node it is on and when its CONNECT was accepted. */
-export interface Claim {
-  readonly node: string;
-  /** Epoch ms of the connection's CONNACK; the later connection of a client id is the one that stays. */
-  readonly at: number;
-}
-
-/** `node` LF `at`: what `clients/<id>` and `takeover/<node>/<id>` hold. */
-export function encodeClaim(c: Claim): string {
-  return `${c.node}\n${c.at}`;
-}
-
-/** Reads a claim; a value written by an older node (the node id alone) is a claim from the start of time. */
-export function decodeClaim(value: string): Claim {
-  const lf = value.indexOf('\n');
-  if (lf < 0) return { node: value, at: 0 };
-  const at = Number(value.slice(lf + 1));
-  return { node: value.slice(0, lf), at: Number.isFinite(at) ? at : 0 };
-}
-
-/** True when claim `a` is newer than `b`: a later connection, the node id breaking a tie of the same millisecond. */
-export function newer(a: Claim, b: Claim): boolean {
-  return a.at > b.at || (a.at === b.at && a.node > b.node);
-}
 
 /** What the registry needs from the broker. */
 export interface ClientHost {
@@ -88,36 +65,20 @@ export class ClientRegistry {
     const lease = this.lease();
     if (lease === null || this.stopped) return this.retryLater();
     const mine: Claim = { node: this.ctx.self, at };
-    const key = this.ctx.keys.client(clientId);
     try {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        if (this.pending.get(clientId) !== at) return; // the connection ended, or a newer one claims
-        const current = await this.ctx.client.get(key).exec();
-        const kv = current.kvs[0];
-        const held = kv === undefined ? null : decodeClaim(kv.value.toString());
-        if (held !== null && held.node === mine.node && held.at === mine.at) {
-          this.pending.delete(clientId);
-          return;
-        }
-        if (held !== null && newer(held, mine)) {
-          // A newer connection of this id is elsewhere: this one goes, as it would have if it had been asked.
-          this.pending.delete(clientId);
-          this.host.kickOlder(clientId, held);
-          return;
-        }
-        const put = this.ctx.client.put(key).value(encodeClaim(mine)).lease(lease.grant());
-        const swap = kv === undefined
-          ? this.ctx.client.if(key, 'Create', '==', 0)
-          : this.ctx.client.if(key, 'Mod', '==', kv.mod_revision);
-        const res = await swap.then(put).commit();
-        if (!res.succeeded) continue; // another claim came in between: read it and decide again
+      // While pending: the connection has not ended and no newer one of the id claims on this node.
+      const r = await swapClaim(this.ctx, this.ctx.keys.client(clientId), mine, lease, () => this.pending.get(clientId) === at);
+      if (r !== null) {
         this.pending.delete(clientId);
-        if (held !== null && held.node !== this.ctx.self) {
-          this.ctx.log.info({ clientId, node: held.node }, 'cluster: client id was connected to another node: taking it over');
-          await lease.put(this.ctx.keys.takeover(held.node, clientId)).value(encodeClaim(mine)).exec();
+        // A newer connection of this id is elsewhere: this one goes, as it would have if it had been asked.
+        if (!r.taken) this.host.kickOlder(clientId, r.newer);
+        else if (r.replaced !== null && r.replaced.node !== this.ctx.self) {
+          this.ctx.log.info({ clientId, node: r.replaced.node }, 'cluster: client id was connected to another node: taking it over');
+          await lease.put(this.ctx.keys.takeover(r.replaced.node, clientId)).value(encodeClaim(mine)).exec();
         }
         return;
       }
+      if (this.pending.get(clientId) !== at) return;
     } catch (err) {
       this.ctx.log.debug({ clientId, err: (err as Error).message }, 'cluster: recording a client failed: retrying');
     }
@@ -137,9 +98,7 @@ export class ClientRegistry {
   /** The connection of `clientId` that connected at `at` left this node: its claim goes, unless a newer one holds. */
   disconnected(clientId: string, at: number): void {
     if (this.pending.get(clientId) === at) this.pending.delete(clientId);
-    const key = this.ctx.keys.client(clientId);
-    const mine = encodeClaim({ node: this.ctx.self, at });
-    this.ctx.client.if(key, 'Value', '==', mine).then(this.ctx.client.delete().key(key)).commit()
+    releaseClaim(this.ctx, this.ctx.keys.client(clientId), { node: this.ctx.self, at })
       .catch((err: unknown) => this.ctx.log.debug({ clientId, err: (err as Error).message }, 'cluster: releasing a client failed'));
   }
 

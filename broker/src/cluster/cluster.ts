@@ -7,7 +7,8 @@ import { Message } from '../message/message.js';
 import type { DeliveryScope, Router } from '../routing/router.js';
 import type { Barrier, Barriers } from '../store/barrier.js';
 import type { BatchEntry } from '../store/codec.js';
-import { type Claim, ClientRegistry } from './clients.js';
+import type { Claim } from './claims.js';
+import { ClientRegistry } from './clients.js';
 import { InboxCollector } from './collector.js';
 import { type SessionHost, SessionMover } from './sessions.js';
 import { connectEtcd } from './etcd.js';
@@ -81,6 +82,9 @@ export class Cluster implements Hook {
   private readonly turns = new Map<string, number>();
   private started = false;
   private stopped = false;
+  /** Resolves once the node has joined (or stops trying): what a resuming client waits on (fetchSession). */
+  private readonly joinedOrStopped: Promise<void>;
+  private settleJoin!: () => void;
 
   constructor(
     private readonly host: ClusterHost,
@@ -88,6 +92,7 @@ export class Cluster implements Hook {
     self: Omit<MemberInfo, 'id' | 'clients'>,
   ) {
     const cfg = host.config;
+    this.joinedOrStopped = new Promise((resolve) => { this.settleJoin = resolve; });
     this.log = host.log.child({ component: 'cluster' });
     this.client = connectEtcd(cfg.etcd);
     this.keys = new Keys(cfg.cluster);
@@ -168,6 +173,7 @@ export class Cluster implements Hook {
     this.view.start();
     this.collector.start();
     this.started = true;
+    this.settleJoin();
     this.log.info({ node: this.nodeId, cluster: this.host.config.cluster, members: [...this.membership.members.keys()] }, 'joined the cluster');
   }
 
@@ -253,7 +259,12 @@ export class Cluster implements Hook {
    */
   async fetchSession(clientId: string): Promise<void> {
     const deadline = Date.now() + this.host.config.etcd.session_wait * 1000;
-    while (!this.started && !this.stopped && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (!this.started) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, deadline - Date.now()); });
+      await Promise.race([this.joinedOrStopped, late]);
+      clearTimeout(timer);
+    }
     if (!this.started) {
       this.log.warn({ clientId }, 'cluster: not joined yet: the session starts here, and a copy elsewhere follows later');
       return;
@@ -316,6 +327,7 @@ export class Cluster implements Hook {
   /** Leaves the cluster: pending writes are given up to 2 s, then the lease is revoked. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.settleJoin();
     if (this.started) {
       // Route removals too: a node with a store keeps its routes through a restart, so the ones of sessions
       // that ended at the drain must be gone from etcd before it leaves.

@@ -1,4 +1,4 @@
-import { type Claim, decodeClaim, encodeClaim, newer } from './clients.js';
+import { type Claim, decodeClaim, newer, releaseClaim, swapClaim } from './claims.js';
 import type { EtcdContext } from './context.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 
@@ -70,24 +70,16 @@ export class SessionRecords {
 
   private async write(clientId: string, at: number): Promise<void> {
     if (this.stopped) return;
-    const key = this.ctx.keys.session(clientId);
     const claim: Claim = { node: this.ctx.self, at };
     try {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        if (this.mine.get(clientId) !== at) return; // released, lost or claimed again since
-        const kv = (await this.ctx.client.get(key).exec()).kvs[0];
-        const held = kv === undefined ? null : decodeClaim(kv.value.toString());
-        if (held !== null && newer(held, claim)) {
-          this.seen(clientId, held);
-          return;
-        }
-        const put = this.ctx.client.put(key).value(encodeClaim(claim));
-        const swap = kv === undefined ? this.ctx.client.if(key, 'Create', '==', 0) : this.ctx.client.if(key, 'Mod', '==', kv.mod_revision);
-        if ((await swap.then(put).commit()).succeeded) {
-          this.pending.delete(clientId);
-          return;
-        }
+      // While wanted: not released, lost or claimed again since.
+      const r = await swapClaim(this.ctx, this.ctx.keys.session(clientId), claim, null, () => this.mine.get(clientId) === at);
+      if (r !== null) {
+        if (r.taken) this.pending.delete(clientId);
+        else this.seen(clientId, r.newer);
+        return;
       }
+      if (this.mine.get(clientId) !== at) return;
     } catch (err) {
       this.ctx.log.debug({ clientId, err: (err as Error).message }, 'cluster: recording a session failed: retrying');
     }
@@ -112,15 +104,7 @@ export class SessionRecords {
     this.mine.delete(clientId);
     this.pending.delete(clientId);
     if (at === undefined) return;
-    const key = this.ctx.keys.session(clientId);
-    const value = encodeClaim({ node: this.ctx.self, at });
-    this.ctx.client.if(key, 'Value', '==', value).then(this.ctx.client.delete().key(key)).commit().catch(() => undefined);
-  }
-
-  /** Forgets a session that left for another node (which claims it itself). */
-  forget(clientId: string): void {
-    this.mine.delete(clientId);
-    this.pending.delete(clientId);
+    releaseClaim(this.ctx, this.ctx.keys.session(clientId), { node: this.ctx.self, at }).catch(() => undefined);
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeClaim, encodeClaim, newer } from './clients.js';
+import { decodeClaim, encodeClaim, newer } from './claims.js';
 
 test('client id claims: encoded with their CONNACK time; an older node\'s bare node id reads as the oldest claim', () => {
   assert.deepEqual(decodeClaim(encodeClaim({ node: 'n1', at: 1700000000123 })), { node: 'n1', at: 1700000000123 });
