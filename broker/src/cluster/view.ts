@@ -48,16 +48,7 @@ export class ViewGuard {
 
   /** The node has joined: its first full read of the routes is its view; what was held before goes on. */
   start(): void {
-    this.current = true;
-    this.expecting = null;
-    const held = this.held;
-    this.held = [];
-    this.resend(held).then(() => this.release(), (err: unknown) => {
-      this.held = [...held, ...this.held];
-      this.current = false;
-      this.ctx.log.warn({ err: (err as Error).message }, 'cluster: sending what was published before joining failed');
-      void this.catchUp();
-    });
+    this.becomeCurrent();
   }
 
   /** The routes watch broke, or came back (then the view is current once a marker has come back through it). */
@@ -96,16 +87,21 @@ export class ViewGuard {
   /** The routes watch delivered this node's marker `value`. */
   seen(value: string): void {
     if (this.current || value !== this.expecting) return;
+    this.ctx.log.info({ held: this.held.length }, 'cluster: the routes watch has caught up: acknowledgements resume');
+    this.becomeCurrent();
+  }
+
+  /** The view can be trusted: what was held goes to the nodes it missed, then its acknowledgements go out. */
+  private becomeCurrent(): void {
     this.expecting = null;
     this.current = true;
     const held = this.held;
     this.held = [];
-    this.ctx.log.info({ held: held.length }, 'cluster: the routes watch has caught up: acknowledgements resume');
     this.resend(held).then(() => this.release(), (err: unknown) => {
       // Not written (etcd went away again): kept for the next catch-up.
       this.held = [...held, ...this.held];
       this.current = false;
-      this.ctx.log.warn({ err: (err as Error).message }, 'cluster: resending after the view caught up failed');
+      this.ctx.log.warn({ err: (err as Error).message }, 'cluster: sending the held messages on failed');
       void this.catchUp();
     });
   }
