@@ -35,25 +35,41 @@ function startNode(id: string): Promise<RunningBroker> {
   });
 }
 
-/** Connects an MQTT.js client (v5) and resolves with it and its CONNACK's session-present flag. */
-async function open(node: RunningBroker, options: IClientOptions): Promise<{ c: MqttClient; present: boolean; got: string[] }> {
+/** A connected MQTT.js client (v5), its CONNACK's session-present flag, and a wait for a payload. */
+interface Opened {
+  readonly c: MqttClient;
+  readonly present: boolean;
+  /** Resolves when `payload` arrives (or has), rejects naming `what` after 30 s. */
+  receives(payload: string, what: string): Promise<void>;
+}
+
+async function open(node: RunningBroker, options: IClientOptions): Promise<Opened> {
   const c = strictConnect(`mqtt://127.0.0.1:${node.port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 30_000, ...options });
   clients.add(c);
   const got: string[] = [];
-  c.on('message', (_t, payload) => got.push(payload.toString()));
+  const waiting = new Map<string, () => void>();
+  c.on('message', (_t, payload) => {
+    const p = payload.toString();
+    got.push(p);
+    waiting.get(p)?.();
+  });
   const present = await new Promise<boolean>((resolve, reject) => {
     c.once('connect', (connack) => resolve(connack.sessionPresent));
     c.once('error', reject);
   });
-  return { c, present, got };
+  const receives = (payload: string, what: string): Promise<void> => {
+    if (got.includes(payload)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what}: ${payload} not received; got ${JSON.stringify(got)}`)), 30_000);
+      waiting.set(payload, () => { clearTimeout(timer); resolve(); });
+    });
+  };
+  return { c, present, receives };
 }
 
-/** Resolves once `got` holds `payload`, polling the list the client fills (bounded). */
-async function until(got: string[], payload: string, what: string): Promise<void> {
-  for (let i = 0; !got.includes(payload); i++) {
-    assert.ok(i < 600, `${what}: ${payload} not received; got ${JSON.stringify(got)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Resolves once `node` logs that the session of `clientId` left it for another node. */
+function movedAway(node: RunningBroker, clientId: string): Promise<unknown> {
+  return node.waitForLog((r) => r['msg'] === 'cluster: persistent session moved to another node' && r['clientId'] === clientId, 30_000);
 }
 
 /** The number of sessions a node holds, from its API. */
@@ -93,7 +109,7 @@ test('a holder that answers too late: the client gets a new session, then the ol
   const topic = `s/${id}`;
   await away(n1, id, topic, 'queued-on-n1');
   n1.proc.kill('SIGSTOP'); // paused for less than its lease: still a member, it just does not answer
-  let back: Awaited<ReturnType<typeof open>>;
+  let back: Opened;
   try {
     back = await open(n2, { clientId: id, clean: false, properties: { sessionExpiryInterval: 3600 } });
   } finally {
@@ -102,15 +118,13 @@ test('a holder that answers too late: the client gets a new session, then the ol
   assert.equal(back.present, false, 'after session_wait the client gets a new session');
   await back.c.subscribeAsync(topic, { qos: 1 });
   // n1 now answers the request it was sent: its copy must join the new session, not replace it.
-  await until(back.got, 'queued-on-n1', 'the old copy\'s message');
+  await back.receives('queued-on-n1', 'the old copy\'s message');
   assert.ok(back.c.connected, 'the client stays connected to its session on n2');
-  for (let i = 0; (await sessionsOn(n1)) > 0; i++) {
-    assert.ok(i < 200, 'n1 still holds a copy of the session');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await movedAway(n1, id);
+  assert.equal(await sessionsOn(n1), 0, 'n1 keeps no copy of the session');
   const { c: pub } = await open(n1, { clientId: `pub-${++seq}` });
   await pub.publishAsync(topic, 'after', { qos: 1 });
-  await until(back.got, 'after', 'a message published on n1 afterwards');
+  await back.receives('after', 'a message published on n1 afterwards');
 });
 
 test('a node back from a crash with a copy in its store hands the copy\'s messages to the session that replaced it', T, async () => {
@@ -122,11 +136,9 @@ test('a node back from a crash with a copy in its store hands the copy\'s messag
   const back = await open(n2, { clientId: id, clean: false, properties: { sessionExpiryInterval: 3600 } });
   assert.equal(back.present, false, 'the holder is down: a new session at once');
   await back.c.subscribeAsync(topic, { qos: 1 });
-  nodes[0] = await startNode('n1');
-  await until(back.got, 'kept-in-n1-store', 'the copy n1 kept through its crash');
-  for (let i = 0; (await sessionsOn(nodes[0])) > 0; i++) {
-    assert.ok(i < 200, 'n1 still holds a copy of the session');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const n1back = (nodes[0] = await startNode('n1'));
+  await back.receives('kept-in-n1-store', 'the copy n1 kept through its crash');
+  await movedAway(n1back, id);
+  assert.equal(await sessionsOn(n1back), 0, 'n1 keeps no copy of the session');
   assert.ok(back.c.connected);
 });

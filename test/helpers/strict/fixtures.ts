@@ -101,3 +101,12 @@ export function play(steps: readonly Step[], split = false): StrictChecker {
 export function broken(steps: readonly Step[]): string[] {
   return play(steps).violations.map((v) => v.rule);
 }
+
+/** A server PUBLISH no server may send (Session Expiry Interval is not a PUBLISH property): what the tap tests feed. */
+export const BAD_PUBLISH = bytes(`
+  30 0a          # PUBLISH QoS 0, remaining length 10
+  00 01 74       # topic "t"
+  05             # property length 5
+  11 00 00 00 3c # Session Expiry Interval 60: not a PUBLISH property
+  78             # payload "x"
+`);

@@ -9,19 +9,12 @@ import { once } from 'node:events';
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { RawClient } from '../raw.js';
-import { bytes, CONNACK_V5, CONNECT_V5 } from './fixtures.js';
+import { BAD_PUBLISH, bytes, CONNACK_V5, CONNECT_V5 } from './fixtures.js';
 import { assertStrict, strictChecker, strictMqtt, takeViolations, tapStream } from './tap.js';
 
 /** What the fake server sends after the client's first bytes. */
 let answer: Buffer = CONNACK_V5;
 
-const BAD_PUBLISH = bytes(`
-  30 0a          # PUBLISH QoS 0, remaining length 10
-  00 01 74       # topic "t"
-  05             # property length 5
-  11 00 00 00 3c # Session Expiry Interval 60: not a PUBLISH property
-  78             # payload "x"
-`);
 const GOOD_PUBLISH = bytes('30 05 00 01 74 00 78 # PUBLISH QoS 0, topic "t", no properties, payload "x"');
 
 describe('strict checker in the test clients', () => {

@@ -14,17 +14,10 @@ import { after, before, describe, test } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { WebSocket, WebSocketServer } from 'ws';
 import { makeCertificates, type TestCertificates } from '../certs.js';
-import { bytes, CONNACK_V5, CONNECT_V5 } from './fixtures.js';
+import { BAD_PUBLISH, CONNACK_V5, CONNECT_V5 } from './fixtures.js';
 import { StrictRelay } from './relay.js';
 import { strictChecker, strictConnect, takeViolations, tapWebSocket } from './tap.js';
 
-const BAD_PUBLISH = bytes(`
-  30 0a          # PUBLISH QoS 0, remaining length 10
-  00 01 74       # topic "t"
-  05             # property length 5
-  11 00 00 00 3c # Session Expiry Interval 60: not a PUBLISH property
-  78             # payload "x"
-`);
 const ANSWER = Buffer.concat([CONNACK_V5, BAD_PUBLISH]);
 
 /** What every test expects the checker to have found: the one PUBLISH, `times` times. */
