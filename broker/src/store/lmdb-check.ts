@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { DbRecord, MetaPage } from './lmdb-file.js';
 
 /*
@@ -49,6 +49,8 @@ class Walk {
   private readonly buffers: Buffer[] = [];
   /** Pages reached so far: each page belongs to one place only. */
   private readonly seen: Uint8Array;
+  /** Bytes in the file: LMDB may number pages past its end that no tree refers to (allocated, freed, never written). */
+  private readonly fileSize: number;
   private branch = 0;
   private leaf = 0;
   private overflow = 0;
@@ -57,6 +59,7 @@ class Walk {
   private prevTxn = -1;
 
   constructor(fd: number, meta: MetaPage) {
+    this.fileSize = fstatSync(fd).size;
     this.fd = fd;
     this.meta = meta;
     this.ps = meta.pageSize;
@@ -92,7 +95,7 @@ class Walk {
     let b = this.buffers[level];
     if (b === undefined) this.buffers[level] = b = Buffer.allocUnsafe(this.ps);
     const got = readSync(this.fd, b, 0, this.ps, n * this.ps);
-    if (got !== this.ps) return `page ${n} lies past the end of the file`;
+    if (got !== this.ps) return `page ${n} lies past the end of the file (truncated)`;
     if (Number(b.readBigUInt64LE(0)) !== n) return `page ${n} is labelled page ${Number(b.readBigUInt64LE(0))}`;
     if (Number(b.readBigUInt64LE(8)) > this.meta.txnId) return `page ${n} claims a transaction after the last commit`;
     return b;
@@ -167,6 +170,8 @@ class Walk {
     if (flags !== P_OVERFLOW) return `overflow page ${first} has flags 0x${flags.toString(16)}`;
     if (pages < 1 || pages * this.ps < HEADER + size) return `overflow page ${first} spans ${pages} pages, too few for ${size} bytes`;
     if (first + pages - 1 > this.meta.lastPage) return `overflow pages ${first}..${first + pages - 1} run past the last page ${this.meta.lastPage}`;
+    // Only the first page is read above: the rest must be in the file too.
+    if ((first + pages) * this.ps > this.fileSize) return `overflow pages ${first}..${first + pages - 1} lie past the end of the file (truncated)`;
     for (let k = 0; k < pages; k++) {
       const err = this.claim(first + k, 'an overflow value');
       if (err !== null) return err;

@@ -137,6 +137,27 @@ describe('lmdb store: damage gives a clear error or recovers what is intact', ()
     }
   });
 
+  test('a commit that numbers pages past the end of the file, none of them in use, opens: LMDB leaves such pages unwritten', async () => {
+    // A drained node was refused at its restart: LMDB counts in a commit's last page the pages it allocated and freed
+    // again in that commit, and never writes them, so the file may end before that page. Only pages the trees use
+    // must be in the file.
+    const dir = await tempDir();
+    try {
+      await twoCommits(dir);
+      const state = checkDataFile(dir, false);
+      const newest = state.newest;
+      assert.ok(newest !== null);
+      const metaAt = newest.txnId % 2 === 0 ? 0 : newest.pageSize; // LMDB alternates the two meta pages
+      const lastPage = Buffer.alloc(8);
+      lastPage.writeBigUInt64LE(BigInt(newest.lastPage + 2));
+      await overwrite(state.file, metaAt + 144, lastPage);
+      assert.equal(checkDataFile(dir, false).newest?.lastPage, newest.lastPage + 2, 'the fixture moved the last page past the end');
+      await withStore(dir, async (_s, snap) => assert.equal(snap.deliveries.length, 401));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a truncated data file', async () => {
     const dir = await tempDir();
     try {
