@@ -134,7 +134,7 @@ test('a node back from a crash with a copy in its store hands the copy\'s messag
   await away(n1, id, topic, 'kept-in-n1-store');
   await n1.stop('SIGKILL');
   const back = await open(n2, { clientId: id, clean: false, properties: { sessionExpiryInterval: 3600 } });
-  assert.equal(back.present, false, 'the holder is down: a new session at once');
+  assert.equal(back.present, false, 'the holder is down past session_wait: a new session');
   await back.c.subscribeAsync(topic, { qos: 1 });
   const n1back = (nodes[0] = await startNode('n1'));
   await back.receives('kept-in-n1-store', 'the copy n1 kept through its crash');

@@ -41,6 +41,7 @@ import { FileMappings } from './bridge/file-backend.js';
 import { KafkaBridge, QUEUE_PREFIX } from './bridge/hook.js';
 import { type MovingSession, snapshotOf } from './cluster/sessions.js';
 import { type Claim, newer } from './cluster/claims.js';
+import type { InboxLedger } from './cluster/inbox.js';
 import type { DeliveryScope } from './routing/router.js';
 import { AgentRegistry } from './agent/registry.js';
 import { NotifyHook } from './notify/hook.js';
@@ -108,6 +109,8 @@ export class Broker implements SessionContext {
   private listening = false;
   /** Numbers the identities of QoS 2 messages published here (with the start time: unique across restarts). */
   private messageSeq = Date.now() * 1000;
+  /** Inbox batches the store says were delivered before this start (see InboxLedger). */
+  private consumedAtStart: ReadonlySet<string> = new Set();
   /** The HTTP service (`http.enable`). */
   private http: HttpService | null = null;
   /** Checks every connection's connect and keep-alive deadlines; runs while there are connections. */
@@ -161,6 +164,7 @@ export class Broker implements SessionContext {
       const started = Date.now();
       const snapshot = await this.store.open();
       restore(this, snapshot);
+      this.consumedAtStart = snapshot.consumed;
       this.log.info({ sessions: snapshot.sessions.length, deliveries: snapshot.deliveries.length,
         retained: snapshot.retained.length, ms: Date.now() - started }, 'store recovered');
       this.barriers.add(this.store);
@@ -243,6 +247,16 @@ export class Broker implements SessionContext {
     return null;
   }
 
+  /** ClusterHost: inbox batches delivered here, recorded in the store (nothing is without one). */
+  get inboxLedger(): InboxLedger {
+    const store = this.store;
+    return {
+      consumed: this.consumedAtStart,
+      put: (key) => store?.putConsumed(key),
+      delete: (key) => store?.deleteConsumed(key),
+    };
+  }
+
   /** ClusterHost: the local store's barrier (never dirty without a store). */
   get localBarrier(): Barrier {
     return this.store ?? NO_BARRIER;
@@ -298,7 +312,7 @@ export class Broker implements SessionContext {
     session.clearTimers();
     this.leaving.add(session);
     const deliveries = [...session.inflight.values(), ...session.queue].map((d) => storedDelivery(clientId, d));
-    return { session: sessionRecord(session), deliveries, incoming: [...session.incomingQos2], mark: session.seq };
+    return { session: sessionRecord(session), deliveries, incoming: [...session.incomingQos2], mark: session.seq, seen: session.recentIdentities() };
   }
 
   /** ClusterHost: the session moved; what it queued after the snapshot goes along, and it ends here. */
@@ -329,6 +343,7 @@ export class Broker implements SessionContext {
     restore(this, snapshotOf(moving));
     const session = this.sessions.get(moving.session.clientId);
     if (session === undefined) return;
+    if (moving.seen !== undefined) session.remember(moving.seen);
     if (moving.mark > session.seq) session.seq = moving.mark;
     session.stored = false; // not in this node's store yet: write it all
     this.persistSession(session);
@@ -353,6 +368,11 @@ export class Broker implements SessionContext {
     session.drain();
   }
 
+  /** ClusterHost: a cluster-wide identity, `<node>:<n>` (n starts at the start time in microseconds: unique across restarts). */
+  identify(message: Message): void {
+    message.id ??= `${this.nodeId}:${++this.messageSeq}`;
+  }
+
   /** ClusterHost: another copy of a session held here; its messages join the queue (see SessionHost.merge). */
   merge(moving: MovingSession): void {
     const session = this.sessions.get(moving.session.clientId);
@@ -361,8 +381,9 @@ export class Broker implements SessionContext {
       return;
     }
     const store = session.store;
-    // In flight on the other copy's connection or queued there: sent again from here (QoS 1 may repeat; a QoS 2
-    // message this session has taken already is not).
+    // In flight on the other copy's connection or queued there: sent again from here (QoS 1 may repeat; a
+    // message with an identity this session has taken already is not). What the other copy took is remembered
+    // after its deliveries are sorted out: those are exactly the ones it has not completed.
     for (const d of arriving(session, moving.deliveries)) {
       d.seq = ++session.seq;
       session.queue.push(d);
@@ -370,6 +391,7 @@ export class Broker implements SessionContext {
     }
     // The client's own QoS 2 messages the other copy acknowledged: a resend must not be routed twice.
     for (const id of moving.incoming) if (!session.incomingQos2.has(id)) session.addIncoming(id);
+    if (moving.seen !== undefined) session.remember(moving.seen);
     this.log.info({ clientId: session.clientId, messages: moving.deliveries.length }, 'cluster: another copy of this session merged into it');
     session.drain();
   }
@@ -612,7 +634,7 @@ export class Broker implements SessionContext {
   route(client: ClientInfo | null, message: Message): Promise<void> | null {
     if (message.topic.startsWith(QUEUE_PREFIX)) return handled(this.hooks.publish(client, message));
     // QoS 2 messages get an identity that travels with them, so a session delivers each once (Session.deliver).
-    if (message.qos === 2 && message.id === undefined) message.id = `${this.nodeId}:${++this.messageSeq}`;
+    if (message.qos === 2) this.identify(message);
     if (message.retain) {
       this.router.retain(message);
       // $SYS values are made again every interval; storing them would only churn the disk.
@@ -736,12 +758,12 @@ function handled(hold: Promise<void> | null): Promise<void> | null {
   return hold;
 }
 
-/** Deliveries of another copy of `session`, less the QoS 2 messages it has taken already (Session.firstTime). */
+/** Deliveries of another copy of `session`, less the messages it has taken already (Session.firstTime). */
 function arriving(session: Session, deliveries: readonly StoredDelivery[]): Delivery[] {
   const out: Delivery[] = [];
   for (const s of deliveries) {
     const m = Message.restore(s.message);
-    if (s.qos === 2 && !session.firstTime(m)) continue;
+    if (s.qos > 0 && !session.firstTime(m)) continue;
     out.push(new Delivery(m, s.qos, s.retain, s.subIds ? [...s.subIds] : undefined, null));
   }
   return out;

@@ -13,7 +13,7 @@ import { InboxCollector } from './collector.js';
 import { type SessionHost, SessionMover } from './sessions.js';
 import { connectEtcd } from './etcd.js';
 import { Fences } from './fences.js';
-import { Inbox } from './inbox.js';
+import { Inbox, type InboxLedger } from './inbox.js';
 import { Keys } from './keys.js';
 import { FEATURES, type MemberInfo, Membership } from './members.js';
 import { Outbox } from './outbox.js';
@@ -22,7 +22,7 @@ import { MappingSync } from './bridge.js';
 import type { BridgeMappings } from '../bridge/mappings.js';
 import { RetainedSync } from './retained.js';
 import { Routes } from './routes.js';
-import { type Unsure, ViewGuard } from './view.js';
+import { ViewGuard } from './view.js';
 import type { Config } from '../config/types.js';
 
 /** What the cluster needs from the broker. */
@@ -35,10 +35,14 @@ export interface ClusterHost extends SessionHost {
   readonly bridgeMappings: BridgeMappings;
   /** The local store's barrier (inbox batches are deleted once their deliveries are durable). */
   readonly localBarrier: Barrier;
+  /** Where inbox batches delivered here are recorded until etcd has deleted them (the local store). */
+  readonly inboxLedger: InboxLedger;
   /** Delivers a message from another node to this node's subscribers (no hooks, no retained). */
   deliverFromCluster(message: Message, scope: DeliveryScope): void;
   /** Connected clients, for the member record. */
   clientCount(): number;
+  /** Gives a message its cluster-wide identity (Message.id) unless it has one: sessions take each identity once. */
+  identify(message: Message): void;
   /** Disconnects this node's connection of `clientId` (v5 0x8E) if it is older than `by`; true when it did. */
   kickOlder(clientId: string, by: Claim): boolean;
   /** This node's connected clients and their CONNACK times, to claim their ids again under a new lease. */
@@ -101,7 +105,7 @@ export class Cluster implements Hook {
     // Routes outlive the lease where the node id does (a configured `broker`, or one kept in the store).
     this.routes = new Routes(ctx, cfg.broker !== '' || cfg.store.dir !== '');
     this.outbox = new Outbox(ctx, (node) => this.membership.members.get(node)?.features?.includes('message-id') === true);
-    this.inbox = new Inbox(ctx, (e) => this.deliver(e), host.localBarrier);
+    this.inbox = new Inbox(ctx, (e) => this.deliver(e), host.localBarrier, host.inboxLedger);
     this.retained = new RetainedSync(ctx, {
       set: (topic, m) => host.router.retained.set(topic, m),
       delete: (topic) => host.router.retained.delete(topic),
@@ -186,12 +190,13 @@ export class Cluster implements Hook {
     // $SYS topics describe this node; each node publishes its own.
     if (message.topic.startsWith('$SYS/')) return undefined;
     // Not joined yet: no view of the routes at all. Sent on once it has one, and acknowledged then.
-    if (!this.started) return message.qos > 0 ? this.view.hold(message, new Set()) : undefined;
+    if (!this.started) return message.qos > 0 ? this.hold(message) : undefined;
     if (message.retain) this.retained.set(message);
     const routes = this.routes.match(message.topic);
     // Routed by a view that may be missing routes: kept, to be sent again to the nodes it missed (view.ts).
     const unsure = message.qos > 0 && !this.view.trusted;
-    if (routes.length === 0) return unsure ? this.view.hold(message, new Set()) : undefined;
+    if (unsure) this.host.identify(message); // before its first copy leaves: it is sent again (resend())
+    if (routes.length === 0) return unsure ? this.view.hold(message) : undefined;
     const targets = new Map<string, Target>();
     let groups: Map<string, string[]> | null = null;
     for (const r of routes) {
@@ -218,27 +223,36 @@ export class Cluster implements Hook {
       }
     }
     for (const [node, t] of targets) this.outbox.add(node, t);
-    return unsure ? this.view.hold(message, new Set(targets.keys())) : undefined;
+    return unsure ? this.view.hold(message) : undefined;
+  }
+
+  /** A QoS 1/2 message published before the node has any view: held, with an identity for its one copy later. */
+  private hold(message: Message): Promise<void> {
+    this.host.identify(message);
+    return this.view.hold(message);
   }
 
   /**
-   * The view has caught up: messages routed while it could not be trusted go to the nodes with ordinary
-   * subscriptions that match them now and did not get them (a shared group got its one copy already, here or on
-   * the node then picked). Resolves once they are written to etcd.
+   * The view has caught up: messages routed while it could not be trusted go again to every node with ordinary
+   * subscriptions that match them now. Sending only to the nodes the first copy missed is not enough: a session
+   * may have moved between two nodes that both got it, after the one it left had read it and before the one it
+   * went to did, by a move that did not wait for this node (dropped from the cluster while it was stopped, or
+   * its fence given up on). Each message has an identity, so a session takes it once. A shared group got its one
+   * copy already, here or on the node then picked. Resolves once they are written to etcd.
    */
-  private async resend(held: readonly Unsure[]): Promise<void> {
+  private async resend(held: readonly Message[]): Promise<void> {
     let sent = 0;
-    for (const { message, sent: already } of held) {
-      const missed = new Set<string>();
-      for (const r of this.routes.match(message.topic)) if (r.group === null && !already.has(r.node)) missed.add(r.node);
-      for (const node of missed) {
+    for (const message of held) {
+      const nodes = new Set<string>();
+      for (const r of this.routes.match(message.topic)) if (r.group === null) nodes.add(r.node);
+      for (const node of nodes) {
         const t = new Target(message);
         t.normal = true;
         this.outbox.add(node, t);
         sent++;
       }
     }
-    if (sent > 0) this.log.info({ messages: sent }, 'cluster: messages routed by a stale view sent to the nodes they missed');
+    if (sent > 0) this.log.info({ messages: sent }, 'cluster: messages routed by a stale view sent again to the nodes they match now');
     await this.outbox.settled();
   }
 

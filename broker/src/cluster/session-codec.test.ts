@@ -50,3 +50,21 @@ test('a damaged or cut frame is refused, never half-installed', () => {
   assert.throws(() => codec.decode('c1', bytes.subarray(0, bytes.length - 5)), /damaged session move frame/);
   assert.throws(() => codec.decode('c1', Buffer.from([0x58, 0, 0])), /unknown session move frame 0x58/);
 });
+
+test('a snapshot carries the session\'s recent message identities, in the mark\'s bytes that older nodes pass over', () => {
+  const codec = new SessionCodec();
+  const seen = ['n1:1796706620973001', 'n2:17', 'ü:é'];
+  const bytes = codec.encode('c1', { kind: 'snapshot', from: 'node-a', moving: { ...moving, seen } });
+  const frame = codec.decode('c1', bytes);
+  assert.deepEqual(frame.kind === 'snapshot' && frame.moving.seen, seen);
+  // For a node that does not read identities, none go: its frame is the older format exactly.
+  const older = codec.encode('c1', { kind: 'snapshot', from: 'node-a', moving: { ...moving, seen } }, false);
+  const plain = codec.encode('c1', { kind: 'snapshot', from: 'node-a', moving }, false);
+  assert.deepEqual(older, plain);
+  assert.deepEqual(codec.decode('c1', older).kind === 'snapshot' && (codec.decode('c1', older) as { moving: MovingSession }).moving.seen, []);
+  // The identities' own bytes are checked: a count beyond them is damage, not a half-read list.
+  const at = bytes.indexOf(Buffer.from('n1:1796706620973001')) - 7;
+  const cut = Buffer.from(bytes);
+  cut.writeUInt32BE(99, at + 1);
+  assert.throws(() => codec.decode('c1', cut), /damaged message identities/);
+});

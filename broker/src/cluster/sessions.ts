@@ -127,17 +127,24 @@ export class SessionMover {
   }
 
   /**
-   * Brings the persistent session of `clientId` here from the node holding it, if another live node does.
-   * Resolves once it is installed, or when there is none (or it did not come in time: the client starts anew).
+   * Brings the persistent session of `clientId` here from the node holding it, if another node does. Resolves
+   * once it is installed, when there is none, or at `deadline` (`etcd.session_wait`): then the client starts anew
+   * and the copy follows when its node answers (SessionRecords hands it over). A holder that is away (crashed and
+   * restarting, stopped, cut from etcd) is waited for: it reads the request when it is back, and a client that
+   * waits keeps its session and the order of its messages, where a new session would get the copy's queue late.
    */
   async fetch(clientId: string, deadline: number): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
       await this.settled(clientId);
       if (this.host.holds(clientId)) return; // it was pushed here meanwhile
       const holder = await this.untilAnswered(() => this.records.holder(clientId), deadline);
-      if (holder === null || holder === this.ctx.self || !this.members().has(holder)) return;
-      const outcome = await this.track(clientId, this.ask(holder, clientId));
-      if (outcome === 'late') this.ctx.log.warn({ clientId, holder }, 'cluster: the session did not arrive in time: starting a new one');
+      if (holder === null || holder === this.ctx.self) return;
+      if (!this.members().has(holder)) this.ctx.log.info({ clientId, holder }, 'cluster: the node holding this session is away: waiting for it');
+      const outcome = await this.track(clientId, this.ask(holder, clientId, Math.max(deadline - Date.now(), STEP_TIMEOUT_MS)));
+      if (outcome === 'late') {
+        const away = !this.members().has(holder);
+        this.ctx.log.warn({ clientId, holder, away }, 'cluster: the session did not arrive in time: starting a new one (the copy follows later)');
+      }
       if (outcome !== 'redirect') return;
     }
   }
@@ -195,13 +202,15 @@ export class SessionMover {
     }
   }
 
-  /** A pull: asks `holder` for the session and waits for the outcome. */
-  private async ask(holder: string, clientId: string): Promise<Outcome> {
-    const outcome = this.expect(clientId, STEP_TIMEOUT_MS);
+  /** A pull: asks `holder` for the session and waits up to `ms` for the outcome; a request not answered is taken back. */
+  private async ask(holder: string, clientId: string, ms: number): Promise<Outcome> {
+    const deadline = Date.now() + ms;
+    const outcome = this.expect(clientId, ms);
     const key = this.ctx.keys.handoff(holder, clientId);
-    const lease = this.lease();
-    await (lease !== null ? lease.put(key) : this.ctx.client.put(key)).value(this.ctx.self).exec();
-    return outcome;
+    await this.untilAnswered(() => this.put(key, Buffer.from(this.ctx.self)), deadline);
+    const result = await outcome;
+    if (result === 'late') await this.remove(key);
+    return result;
   }
 
   /** Another node asked for a session held here. */
@@ -392,5 +401,5 @@ function routesOf(m: MovingSession): string[] {
 
 /** For tests and callers that build a snapshot of one moving session. */
 export function snapshotOf(m: MovingSession): Snapshot {
-  return { retained: [], sessions: [m.session], deliveries: m.deliveries, incoming: new Map([[m.session.clientId, m.incoming]]) };
+  return { retained: [], sessions: [m.session], deliveries: m.deliveries, incoming: new Map([[m.session.clientId, m.incoming]]), consumed: new Set() };
 }

@@ -7,43 +7,69 @@ export const VIEW_MARKER = '\u0000view';
 
 /** Messages held at most while the view is stale; past it, publishers are held too (congestion). */
 const HELD_MAX = 100_000;
-
-/** A QoS 1/2 message routed while the view was stale, and the nodes it was sent to then. */
-export interface Unsure {
-  readonly message: Message;
-  readonly sent: ReadonlySet<string>;
-}
+/** How often the event loop proves it runs (see stalled()). */
+const TICK_MS = 100;
+/** A gap between ticks this long means the node was stopped or its event loop blocked: the view is stale. */
+const STALL_MS = 1000;
 
 /**
  * Whether this node can trust its view of the other nodes' routes (issue 17). The view comes from a watch on
  * `routes/`; while that watch is broken (etcd restarting, this node cut off from it) other nodes may add routes
  * this node does not see, and a QoS 1/2 message it acknowledged after routing it by the old view would never
- * reach them. So: when the watch breaks, the view is stale; QoS 1/2 messages routed meanwhile are kept, with
- * the nodes they went to, and their acknowledgements wait (hold()). When the watch is back, the
- * node writes a marker under its own routes and waits to see it come back through the watch: every route change
- * etcd had before the marker has then been seen. It sends the kept messages to the nodes that match them now
- * and did not get them, and acknowledges. Local delivery never waits; nothing acknowledged is lost.
+ * reach them. So: when the watch breaks, the view is stale; QoS 1/2 messages routed meanwhile are kept and
+ * their acknowledgements wait (hold()). The view is stale too after the node was stopped (SIGSTOP, a paused VM, a
+ * blocked event loop): when it runs again it reads its clients' publishes before the watch events etcd sent
+ * meanwhile, and the others may have dropped it from the cluster and moved sessions without fencing it. When
+ * the watch is back (or the stall is over), the node writes a marker under its own routes and waits to see it
+ * come back through the watch: every route change etcd had before the marker has then been seen. It sends the
+ * kept messages again to every node that matches them now (a session may have moved between two nodes that got
+ * the first copy; identities keep a session from taking one twice), and acknowledges. Local delivery never
+ * waits; nothing acknowledged is lost.
  */
 export class ViewGuard {
   private current = false;
-  private held: Unsure[] = [];
+  private held: Message[] = [];
   private waiters: (() => void)[] = [];
   /** The marker value this node waits to see, or null. */
   private expecting: string | null = null;
   private seq = 0;
   private catchingUp = false;
   private relief: { promise: Promise<void>; resolve: () => void } | null = null;
+  /** When the event loop last proved it runs (performance.now()). */
+  private lastTick = performance.now();
+  private readonly ticker: NodeJS.Timeout;
 
   constructor(
     private readonly ctx: EtcdContext,
     private readonly lease: () => Lease | null,
-    /** Sends the kept messages to the nodes matching them now that did not get them; resolves once written. */
-    private readonly resend: (held: Unsure[]) => Promise<void>,
-  ) {}
+    /** Sends the kept messages to every node matching them now; resolves once written. */
+    private readonly resend: (held: Message[]) => Promise<void>,
+  ) {
+    this.ticker = setInterval(() => {
+      this.stalled();
+      this.lastTick = performance.now();
+    }, TICK_MS);
+    this.ticker.unref();
+  }
 
   /** True while routing by this node's view reaches every node it should. */
   get trusted(): boolean {
+    if (this.current) this.stalled();
     return this.current;
+  }
+
+  /**
+   * Checked on every publish and tick: after a stall the publishes read first may be routed by a view that
+   * misses what etcd sent meanwhile (still unread), so the view is stale until a marker comes back.
+   */
+  private stalled(): void {
+    const gap = performance.now() - this.lastTick;
+    if (gap < STALL_MS || !this.current) return;
+    this.ctx.log.warn({ ms: Math.round(gap) }, 'cluster: this node was stopped or blocked: acknowledgements wait until it sees the routes again');
+    this.lastTick = performance.now();
+    this.current = false;
+    this.expecting = null;
+    void this.catchUp();
   }
 
   /** The node has joined: its first full read of the routes is its view; what was held before goes on. */
@@ -107,11 +133,11 @@ export class ViewGuard {
   }
 
   /**
-   * A QoS 1/2 message routed while the view is stale, and the nodes it went to; resolves once the view is current
-   * and the message has gone to every node it matches then (its acknowledgement waits for that).
+   * A QoS 1/2 message routed while the view is stale; resolves once the view is current and the message has gone
+   * to every node it matches then (its acknowledgement waits for that).
    */
-  hold(message: Message, sent: ReadonlySet<string>): Promise<void> {
-    this.held.push({ message, sent });
+  hold(message: Message): Promise<void> {
+    this.held.push(message);
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -137,6 +163,7 @@ export class ViewGuard {
 
   /** Lets everyone waiting go (the node is stopping). */
   stop(): void {
+    clearInterval(this.ticker);
     this.current = true;
     this.held = [];
     this.release();

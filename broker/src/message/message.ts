@@ -20,7 +20,10 @@ export class Message implements StoredMessage {
   readonly origin: string;
   /** Epoch milliseconds after which the message must not be delivered; 0 = never [MQTT-3.3.2-5]. */
   readonly expiresAt: number;
-  /** Identity across nodes and moves (QoS 2 only; see StoredMessage.id), set when it is first routed. */
+  /**
+   * Identity across nodes and moves (see StoredMessage.id), set when it is first routed: every QoS 2 message, and
+   * a QoS 1 message routed while this node's view of the cluster was stale (it is sent again, view.ts).
+   */
   id: string | undefined = undefined;
   /** The topic as UTF-8, encoded on first use. */
   private topicBuf: Buffer | null = null;

@@ -81,7 +81,7 @@ export class Session {
   /** Set when the session has ended; a late callback must not use it. */
   ended = false;
   private nextId = 1;
-  /** Identities of the QoS 2 messages this session took lately (see firstTime), made on first use. */
+  /** Identities of the messages with one that this session took lately (see firstTime), made on first use. */
   private recentIds: Set<string> | null = null;
   /** In-flight deliveries waiting for room in the window to be sent again (see attach()). */
   private heldCount = 0;
@@ -159,7 +159,7 @@ export class Session {
   }
 
   /**
-   * True, and remembered, when this session has not taken a QoS 2 message with this identity lately; false for a
+   * True, and remembered, when this session has not taken a message with this identity lately; false for a
    * second copy (one that reached both copies of a moving session, a merged copy's, an inbox batch read again).
    * The last RECENT_IDS identities are kept: what QoS 2 exactly-once needs across moves, at bounded memory.
    */
@@ -173,9 +173,24 @@ export class Session {
     return true;
   }
 
+  /** The identities firstTime() remembers, oldest first (they travel with the session when it moves). */
+  recentIdentities(): string[] {
+    return this.recentIds === null ? [] : [...this.recentIds];
+  }
+
+  /** Remembers identities another copy of this session took (a move, a merge), as if firstTime() had seen them. */
+  remember(ids: Iterable<string>): void {
+    const seen = (this.recentIds ??= new Set());
+    for (const id of ids) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      if (seen.size > RECENT_IDS) seen.delete(seen.values().next().value as string);
+    }
+  }
+
   /** Hands a message to this session: sent now, queued, or dropped (counted). */
   deliver(message: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, group: SharedGroup | null): void {
-    if (qos === 2 && message.id !== undefined && !this.firstTime(message)) {
+    if (qos > 0 && message.id !== undefined && !this.firstTime(message)) {
       this.ctx.dropped(this.clientId, message, 'duplicate'); // [MQTT-4.3.3] exactly once, across nodes too
       return;
     }

@@ -26,6 +26,7 @@ export const KIND_SESSION = 0x73; // 's'
 export const KIND_DELIVERY = 0x64; // 'd'
 export const KIND_INCOMING = 0x69; // 'i'
 export const KIND_BATCH = 0x62; // 'b': messages from one node to another (cluster inbox)
+export const KIND_CONSUMED = 0x78; // 'x': a cluster inbox batch delivered here
 
 /** One message in a cluster batch: for the target's ordinary subscribers and/or some of its shared groups. */
 export interface BatchEntry {
@@ -307,6 +308,12 @@ export class Encoder {
     if (embedId) this.w.str(clientId);
     return this.w.end(KIND_INCOMING, keyPart, packetId);
   }
+
+  consumed(keyPart: string, embedKey: boolean, batchKey: string): Buffer {
+    this.w.begin();
+    if (embedKey) this.w.str(batchKey);
+    return this.w.end(KIND_CONSUMED, keyPart, -1);
+  }
 }
 
 /** Decodes what {@link Encoder} wrote; throws CodecError for a value that is damaged or of another format. */
@@ -413,6 +420,14 @@ export class Decoder {
     const id = clientId ?? r.str();
     r.end();
     return id;
+  }
+
+  /** Returns the batch key (from the value when the store key holds its hash). */
+  consumed(keyPart: string, batchKey: string | undefined, value: Buffer): string {
+    const r = this.open(KIND_CONSUMED, keyPart, -1, value);
+    const key = batchKey ?? r.str();
+    r.end();
+    return key;
   }
 }
 

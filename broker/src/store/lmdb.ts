@@ -59,8 +59,9 @@ type LmdbOptions = RootDatabaseOptionsWithPath & { usePreviousSnapshot?: boolean
  *   ['s', clientId]             session
  *   ['d', clientId, seq]        delivery (queued or in flight)
  *   ['i', clientId, packetId]   incoming QoS 2 packet id awaiting PUBREL
+ *   ['x', batchKey]             a cluster inbox batch delivered here, until etcd has deleted it
  *   ['m', 'format']             format record
- * with 'R', 'S', 'D', 'I' and a SHA-256 in place of ids longer than MAX_KEY_CHARS. Values are the compact,
+ * with 'R', 'S', 'D', 'I', 'X' and a SHA-256 in place of ids longer than MAX_KEY_CHARS. Values are the compact,
  * checksummed encoding of `codec.ts`. Before LMDB maps the file, `open()` checks it in plain JavaScript
  * (`lmdb-file.ts`, `lmdb-check.ts`), so a damaged file gives a StoreError instead of a crash.
  */
@@ -146,6 +147,7 @@ export class LmdbStore implements Store {
     const sessions: StoredSession[] = [];
     const deliveries: StoredDelivery[] = [];
     const incoming = new Map<string, number[]>();
+    const consumed = new Set<string>();
     const damaged: { key: unknown; reason: string }[] = [];
     let format: string | null = null;
     let count = 0;
@@ -165,7 +167,7 @@ export class LmdbStore implements Store {
             continue;
           }
           if (typeof part !== 'string') throw new CodecError('unknown key');
-          const hashed = ns === 'R' || ns === 'S' || ns === 'D' || ns === 'I';
+          const hashed = ns === 'R' || ns === 'S' || ns === 'D' || ns === 'I' || ns === 'X';
           const id = hashed ? undefined : part;
           switch (ns) {
             case 'r':
@@ -202,6 +204,14 @@ export class LmdbStore implements Store {
               ids.push(n);
               break;
             }
+            case 'x':
+            case 'X': {
+              if (key.length !== 2) throw new CodecError('unknown key');
+              const batchKey = decoder.consumed(part, id, v);
+              if (hashed && this.keyPart(batchKey) !== part) throw new CodecError('batch key does not match its key');
+              consumed.add(batchKey);
+              break;
+            }
             default:
               throw new CodecError('unknown key');
           }
@@ -233,7 +243,7 @@ export class LmdbStore implements Store {
     }
     if (format === null) this.track(db.put(FORMAT_KEY, Buffer.from(FORMAT_VALUE, 'latin1')));
     this._dirty = false;
-    return { retained, sessions, deliveries, incoming };
+    return { retained, sessions, deliveries, incoming, consumed };
   }
 
   putRetained(message: StoredMessage): void {
@@ -294,6 +304,18 @@ export class LmdbStore implements Store {
     const db = this.writable();
     const part = this.keyPart(clientId);
     this.track(db.put([part === clientId ? 'i' : 'I', part, packetId], this.encoder.incoming(part, part !== clientId, clientId, packetId)));
+  }
+
+  putConsumed(batchKey: string): void {
+    const db = this.writable();
+    const part = this.keyPart(batchKey);
+    this.track(db.put([part === batchKey ? 'x' : 'X', part], this.encoder.consumed(part, part !== batchKey, batchKey)));
+  }
+
+  deleteConsumed(batchKey: string): void {
+    const db = this.writable();
+    const part = this.keyPart(batchKey);
+    this.track(db.remove([part === batchKey ? 'x' : 'X', part]));
   }
 
   deleteIncoming(clientId: string, packetId: number): void {

@@ -9,6 +9,7 @@ export class MemoryStore implements Store {
   private readonly sessions = new Map<string, StoredSession>();
   private readonly deliveries = new Map<string, Map<number, StoredDelivery>>();
   private readonly incoming = new Map<string, Set<number>>();
+  private readonly consumed = new Set<string>();
   readonly dirty = false;
 
   async open(): Promise<Snapshot> {
@@ -19,6 +20,7 @@ export class MemoryStore implements Store {
       sessions: [...this.sessions.values()],
       deliveries,
       incoming: new Map([...this.incoming].map(([id, ids]) => [id, [...ids].sort((a, b) => a - b)])),
+      consumed: new Set(this.consumed),
     };
   }
 
@@ -58,6 +60,14 @@ export class MemoryStore implements Store {
 
   deleteIncoming(clientId: string, packetId: number): void {
     this.incoming.get(clientId)?.delete(packetId);
+  }
+
+  putConsumed(batchKey: string): void {
+    this.consumed.add(batchKey);
+  }
+
+  deleteConsumed(batchKey: string): void {
+    this.consumed.delete(batchKey);
   }
 
   flush(): Promise<void> {

@@ -95,7 +95,7 @@ export function restore(broker: Broker, snap: Snapshot): void {
       continue;
     }
     const message = Message.restore(d.message);
-    if (d.qos === 2) session.firstTime(message); // a copy of it that arrives again is not delivered twice
+    if (d.qos > 0) session.firstTime(message); // a copy of it that arrives again is not delivered twice
     const delivery = new Delivery(message, d.qos, d.retain, d.subIds ? [...d.subIds] : undefined, null);
     delivery.seq = d.seq;
     delivery.packetId = d.packetId;

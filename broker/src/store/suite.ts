@@ -121,6 +121,22 @@ export function storeSuite(name: string, factory: () => Promise<StoreHarness>): 
         assert.deepEqual(snap.incoming.get('a'), [1, 2, 65535]);
       }));
 
+    test('consumed inbox batches: put, delete, long keys, committed with the deliveries before them', () =>
+      withStore(async (c) => {
+        const long = `smq/c/inbox/n1/${'n'.repeat(400)}/00001796706620973`;
+        c.store.putDelivery(delivery('a', 1));
+        c.store.putConsumed('smq/c/inbox/n1/n2/00001796706620973');
+        c.store.putConsumed('smq/c/inbox/n1/n2/00001796706620974');
+        c.store.putConsumed(long);
+        c.store.deleteConsumed('smq/c/inbox/n1/n2/00001796706620973');
+        c.store.deleteConsumed('never/put'); // nothing to delete: no harm
+        const snap = await c.reopen();
+        assert.deepEqual([...snap.consumed].sort(), ['smq/c/inbox/n1/n2/00001796706620974', long].sort());
+        assert.equal(snap.deliveries.length, 1, 'the delivery the batch brought');
+        c.store.deleteConsumed(long);
+        assert.deepEqual([...(await c.reopen()).consumed], ['smq/c/inbox/n1/n2/00001796706620974']);
+      }));
+
     test("deleteSession removes its deliveries and incoming ids, not those of a client whose id it prefixes ('a' vs 'ab')", () =>
       withStore(async (c) => {
         const m = new Model();

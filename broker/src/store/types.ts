@@ -10,7 +10,8 @@ export interface StoredMessage {
   readonly properties: MessageProperties | undefined;
   readonly origin: string;
   /**
-   * The message's identity across nodes, moves and restarts (`<node>:<n>`), set for QoS 2 messages: a session
+   * The message's identity across nodes, moves and restarts (`<node>:<n>`), set for QoS 2 messages (and QoS 1
+   * ones routed by a stale view, which are sent twice): a session
    * that meets the same message twice (a move's overlap, a merged copy, an inbox read again) delivers it once.
    */
   readonly id?: string | undefined;
@@ -73,6 +74,8 @@ export interface Snapshot {
   readonly deliveries: StoredDelivery[];
   /** Incoming QoS 2 packet ids awaiting PUBREL, by client id (a client with none may have no entry). */
   readonly incoming: Map<string, number[]>;
+  /** Cluster inbox batches delivered here and maybe not yet deleted from etcd (see Store.putConsumed). */
+  readonly consumed: Set<string>;
 }
 
 /**
@@ -92,6 +95,13 @@ export interface Store {
   deleteDelivery(clientId: string, seq: number): void;
   putIncoming(clientId: string, packetId: number): void;
   deleteIncoming(clientId: string, packetId: number): void;
+  /**
+   * A cluster inbox batch (its etcd key) whose deliveries were queued just before: committed with them, so that a
+   * restart does not deliver the batch again while it is still in etcd (exactly once for what it brought).
+   */
+  putConsumed(batchKey: string): void;
+  /** The batch is gone from etcd. */
+  deleteConsumed(batchKey: string): void;
   /**
    * True from a write until the next `flush()` call. A handler writes and then acknowledges in the same
    * synchronous step, so when it sees `dirty` false its writes are covered by a commit already asked for.
