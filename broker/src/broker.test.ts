@@ -126,3 +126,37 @@ test('the subscription count follows subscribes, replacements, unsubscribes and 
   assert.equal(b.router.subscriptionCount, 0);
   await b.close(100);
 });
+
+test('a merged copy takes out of the queue what the other copy delivered already, and brings what it still owed', async () => {
+  const b = broker();
+  const c = new TestClient(b, 5);
+  await c.connect('c', { clean: false, properties: { sessionExpiryInterval: 60 } });
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 't', qos: 2 }] });
+  await c.until((r) => r.some((p) => p.cmd === 'suback'));
+  c.send({ cmd: 'disconnect' });
+  await c.until(() => c.closed);
+  const pub = new TestClient(b, 5);
+  await pub.connect('pub');
+  for (let i = 1; i <= 3; i++) pub.send(publish('t', 2, i, `m${i}`));
+  await pub.until((r) => r.filter((p) => p.cmd === 'pubrec').length === 3);
+  const session = b.sessions.get('c');
+  assert.ok(session);
+  const ids = [...session.queue].map((d) => d.message.id as string);
+  assert.equal(ids.length, 3, 'three queued for the absent client, each with an identity');
+  // Another copy of the session (a node that held it while this one did too) delivered m1 and m2 to the client
+  // and still owed one message of its own.
+  const owed = { topic: 't', payload: Buffer.from('other'), qos: 2 as const, retain: false, properties: undefined, origin: 'pub', expiresAt: 0, id: 'n9:1' };
+  b.merge({
+    session: { clientId: 'c', username: undefined, expiryInterval: 60, disconnectedAt: Date.now(), will: null, subscriptions: [] },
+    deliveries: [{ clientId: 'c', seq: 1, message: owed, qos: 2, retain: false, subIds: undefined, packetId: 0, state: 0 }],
+    incoming: [],
+    mark: 1,
+    seen: [ids[0] as string, ids[1] as string, 'n9:1'],
+  });
+  assert.equal(b.stats.dropsByReason.get('duplicate'), 2, 'm1 and m2 leave the queue');
+  const back = new TestClient(b, 5);
+  await back.connect('c', { clean: false, properties: { sessionExpiryInterval: 60 } });
+  await back.until((r) => r.filter((p) => p.cmd === 'publish').length === 2);
+  assert.deepEqual(back.all('publish').map((p) => String((p as IPublishPacket).payload)), ['m3', 'other']);
+  await b.close(100);
+});

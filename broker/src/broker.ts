@@ -391,7 +391,19 @@ export class Broker implements SessionContext {
     }
     // The client's own QoS 2 messages the other copy acknowledged: a resend must not be routed twice.
     for (const id of moving.incoming) if (!session.incomingQos2.has(id)) session.addIncoming(id);
-    if (moving.seen !== undefined) session.remember(moving.seen);
+    if (moving.seen !== undefined) {
+      // What the other copy delivered to its client already (identities it took, less those it still had to
+      // send) leaves this copy's queue: its client has it.
+      const pending = new Set<string>();
+      for (const d of moving.deliveries) if (d.message.id !== undefined) pending.add(d.message.id);
+      const done = new Set(moving.seen.filter((id) => !pending.has(id)));
+      const taken = (d: Delivery): boolean => d.message.id !== undefined && done.has(d.message.id);
+      for (const d of session.queue.filter((d) => !taken(d))) {
+        store?.deleteDelivery(session.clientId, d.seq);
+        this.dropped(session.clientId, d.message, 'duplicate');
+      }
+      session.remember(moving.seen);
+    }
     this.log.info({ clientId: session.clientId, messages: moving.deliveries.length }, 'cluster: another copy of this session merged into it');
     session.drain();
   }

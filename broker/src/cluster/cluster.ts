@@ -271,7 +271,7 @@ export class Cluster implements Hook {
    * `etcd.session_wait` for the node to join the cluster, for etcd and for the holder. Past that the client gets
    * a new session here; the old copy's messages follow once its node can hand them over (session-records.ts).
    */
-  async fetchSession(clientId: string): Promise<void> {
+  async fetchSession(clientId: string, gone?: AbortSignal): Promise<void> {
     const deadline = Date.now() + this.host.config.etcd.session_wait * 1000;
     if (!this.started) {
       let timer: NodeJS.Timeout | undefined;
@@ -284,7 +284,7 @@ export class Cluster implements Hook {
       return;
     }
     try {
-      await this.sessions.fetch(clientId, deadline);
+      await this.sessions.fetch(clientId, deadline, gone);
     } catch (err) {
       this.log.warn({ clientId, err: (err as Error).message }, 'cluster: fetching a session failed: it starts here, and a copy elsewhere follows later');
     }

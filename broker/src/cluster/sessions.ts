@@ -133,15 +133,16 @@ export class SessionMover {
    * restarting, stopped, cut from etcd) is waited for: it reads the request when it is back, and a client that
    * waits keeps its session and the order of its messages, where a new session would get the copy's queue late.
    */
-  async fetch(clientId: string, deadline: number): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+  async fetch(clientId: string, deadline: number, gone?: AbortSignal): Promise<void> {
+    const left = (): boolean => gone?.aborted === true;
+    for (let attempt = 0; attempt < 3 && !left(); attempt++) {
       await this.settled(clientId);
       if (this.host.holds(clientId)) return; // it was pushed here meanwhile
       const holder = await this.untilAnswered(() => this.records.holder(clientId), deadline);
       if (holder === null || holder === this.ctx.self) return;
       if (!this.members().has(holder)) this.ctx.log.info({ clientId, holder }, 'cluster: the node holding this session is away: waiting for it');
-      const outcome = await this.track(clientId, this.ask(holder, clientId, Math.max(deadline - Date.now(), STEP_TIMEOUT_MS)));
-      if (outcome === 'late') {
+      const outcome = await this.track(clientId, this.ask(holder, clientId, Math.max(deadline - Date.now(), STEP_TIMEOUT_MS), gone));
+      if (outcome === 'late' && !left()) {
         const away = !this.members().has(holder);
         this.ctx.log.warn({ clientId, holder, away }, 'cluster: the session did not arrive in time: starting a new one (the copy follows later)');
       }
@@ -202,15 +203,26 @@ export class SessionMover {
     }
   }
 
-  /** A pull: asks `holder` for the session and waits up to `ms` for the outcome; a request not answered is taken back. */
-  private async ask(holder: string, clientId: string, ms: number): Promise<Outcome> {
+  /**
+   * A pull: asks `holder` for the session and waits up to `ms` for the outcome. A request not answered is taken
+   * back, and so is one whose client went away (`gone`) meanwhile: answered later, it would take the session
+   * from wherever that client went instead.
+   */
+  private async ask(holder: string, clientId: string, ms: number, gone?: AbortSignal): Promise<Outcome> {
     const deadline = Date.now() + ms;
     const outcome = this.expect(clientId, ms);
+    const giveUp = (): void => this.arrivals.get(clientId)?.('late');
+    gone?.addEventListener('abort', giveUp, { once: true });
     const key = this.ctx.keys.handoff(holder, clientId);
-    await this.untilAnswered(() => this.put(key, Buffer.from(this.ctx.self)), deadline);
-    const result = await outcome;
-    if (result === 'late') await this.remove(key);
-    return result;
+    try {
+      if (gone?.aborted === true) giveUp();
+      else await this.untilAnswered(() => this.put(key, Buffer.from(this.ctx.self)), deadline);
+      const result = await outcome;
+      if (result === 'late') await this.remove(key);
+      return result;
+    } finally {
+      gone?.removeEventListener('abort', giveUp);
+    }
   }
 
   /** Another node asked for a session held here. */

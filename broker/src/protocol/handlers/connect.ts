@@ -39,8 +39,9 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   }
   const cluster = conn.broker.cluster;
   if (!packet.clean && cluster !== null && !conn.broker.sessions.has(conn.clientId)) {
-    // Its persistent session may be on another node: it moves here first.
-    await cluster.fetchSession(conn.clientId);
+    // Its persistent session may be on another node: it moves here first, unless the client leaves meanwhile.
+    await cluster.fetchSession(conn.clientId, conn.loginSignal());
+    conn.loginDone();
     if (conn.closed) return;
   }
   const maxSessions = conn.broker.config.limits.max_sessions;
