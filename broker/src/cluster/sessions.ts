@@ -118,7 +118,7 @@ export class SessionMover {
    * gave an answer too late): the copy's messages go to that node, and the copy ends here.
    */
   private async handOver(clientId: string, holder: string): Promise<void> {
-    await this.settled(clientId);
+    while (this.busy.has(clientId)) await this.settled(clientId);
     if (!this.host.holds(clientId) || holder === this.ctx.self) return;
     const moving = this.host.snapshot(clientId, holder);
     if (moving === null) return;
@@ -136,7 +136,7 @@ export class SessionMover {
   async fetch(clientId: string, deadline: number, gone?: AbortSignal): Promise<void> {
     const left = (): boolean => gone?.aborted === true;
     for (let attempt = 0; attempt < 3 && !left(); attempt++) {
-      await this.settled(clientId);
+      while (this.busy.has(clientId)) await this.settled(clientId);
       if (this.host.holds(clientId)) return; // it was pushed here meanwhile
       const holder = await this.untilAnswered(() => this.records.holder(clientId), deadline);
       if (holder === null || holder === this.ctx.self) return;
@@ -190,7 +190,7 @@ export class SessionMover {
   private async push(clientId: string): Promise<boolean> {
     const refused = new Set<string>();
     for (;;) {
-      await this.settled(clientId);
+      while (this.busy.has(clientId)) await this.settled(clientId);
       const targets = [...this.members()]
         .filter(([n, info]) => n !== this.ctx.self && info.draining !== true && !refused.has(n)).map(([n]) => n).sort();
       if (targets.length === 0) return false;
@@ -228,7 +228,7 @@ export class SessionMover {
   /** Another node asked for a session held here. */
   private async give(clientId: string, to: string, requestKey: string): Promise<void> {
     try {
-      await this.settled(clientId);
+      while (this.busy.has(clientId)) await this.settled(clientId);
       const moving = this.host.snapshot(clientId, to);
       if (moving !== null) {
         await this.track(clientId, this.send(clientId, moving, to));
@@ -364,10 +364,17 @@ export class SessionMover {
     return work;
   }
 
-  /** Waits for moves of `clientId` in progress. */
+  /**
+   * Waits for moves of `clientId` in progress. A caller about to start a move checks `busy` again when it resumes,
+   * with no await between that check and its track(): two callers waiting on one move resume one after the other,
+   * and the first may start another (seed 17 of the checker: two nodes asked for one session, the second was told
+   * there was none while the first took it, and its client got an empty session).
+   */
   private async settled(clientId: string): Promise<void> {
     for (let b = this.busy.get(clientId); b !== undefined; b = this.busy.get(clientId)) await b.catch(() => undefined);
   }
+
+
 
   private async put(key: string, value: Buffer): Promise<void> {
     const lease = this.lease();
