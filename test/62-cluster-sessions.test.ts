@@ -142,3 +142,43 @@ test('a node back from a crash with a copy in its store hands the copy\'s messag
   assert.equal(await sessionsOn(n1back), 0, 'n1 keeps no copy of the session');
   assert.ok(back.c.connected);
 });
+
+test('a drain of 300 sessions: the moves share their fences, and every session reaches the other node with its queued message', T, async () => {
+  const [n1, n2] = nodes as [RunningBroker, RunningBroker];
+  const count = 300;
+  const ids = Array.from({ length: count }, (_, i) => `drained-${++seq}-${i}`);
+  /** Runs `job` over `ids`, 50 at a time (a bounded load on this shared machine). */
+  const each = async (job: (id: string) => Promise<void>): Promise<void> => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < ids.length; i = next++) await job(ids[i] as string);
+    };
+    await Promise.all(Array.from({ length: 50 }, worker));
+  };
+  const persistent = (clientId: string): IClientOptions => ({ clientId, clean: false, properties: { sessionExpiryInterval: 3600 } });
+  await each(async (id) => {
+    const { c } = await open(n1, persistent(id));
+    await c.subscribeAsync(`d/${id}`, { qos: 1 });
+    await c.endAsync();
+    clients.delete(c);
+  });
+  const { c: pub } = await open(n1, { clientId: `pub-${++seq}` });
+  await Promise.all(ids.map((id) => pub.publishAsync(`d/${id}`, `queued-${id}`, { qos: 1 })));
+  await pub.endAsync();
+
+  assert.equal(await n1.stop('SIGTERM'), 0);
+  const done = n1.logs.find((r) => r['msg'] === 'drain: persistent sessions handed over to other nodes');
+  assert.ok(done !== undefined, 'n1 logs the hand-over');
+  assert.equal(done['moved'], done['sessions'], 'every session held on n1 moved');
+  assert.ok((done['moved'] as number) >= count);
+  // Up to 256 moves at once share a fence; one per session would be 300.
+  assert.ok((done['fences'] as number) <= count / 10, `${String(done['fences'])} fences for ${count} sessions`);
+
+  await each(async (id) => {
+    const back = await open(n2, persistent(id));
+    assert.equal(back.present, true, `${id}: session present on n2`);
+    await back.receives(`queued-${id}`, id);
+    await back.c.endAsync();
+    clients.delete(back.c);
+  });
+});

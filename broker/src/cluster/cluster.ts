@@ -119,7 +119,7 @@ export class Cluster implements Hook {
       inboxDelivered: (id) => this.inbox.mark(id),
     });
     this.sessions = new SessionMover(ctx, lease, host, () => this.membership.members, {
-      written: () => this.routes.written(),
+      written: (ms) => this.routes.written(ms),
       seen: (node, routes, ms) => this.routes.seen(node, routes, ms),
       fence: (node, routes) => this.fences.fence(node, routes),
     });
@@ -345,7 +345,7 @@ export class Cluster implements Hook {
     if (this.started) {
       // Route removals too: a node with a store keeps its routes through a restart, so the ones of sessions
       // that ended at the drain must be gone from etcd before it leaves.
-      const written = Promise.all([this.outbox.flush(), this.retained.flush(), this.routes.written()]).catch(() => undefined);
+      const written = Promise.all([this.outbox.flush(), this.retained.flush(), this.routes.written(2000)]).catch(() => undefined);
       await Promise.race([written, new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     // Session moves in progress end first: they use the inbox, routes and fences.

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Lease } from 'etcd3';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
+import { GroupRuns } from './group-runs.js';
 
 /** What a fence asks: flush what was routed before `node`'s `routes` were seen. */
 interface FenceRequest {
@@ -23,6 +24,11 @@ export interface FenceHost {
 
 /** How long a fence waits for the other nodes; one that does not answer is taken as gone. */
 const FENCE_TIMEOUT_MS = 5000;
+/**
+ * Routes one fence request carries at most. Bounds the request's size, and the work of a node of the previous
+ * version answering it (its seen() checks every route of a request again at each route change of the node).
+ */
+const MAX_FENCE_ROUTES = 1000;
 
 /**
  * Fences close the last gap of a session move (sessions.ts). A node that routed a message by an old view (only
@@ -32,11 +38,25 @@ const FENCE_TIMEOUT_MS = 5000;
  * routed before (its outbox), and answers `fenced/<asker>/<id>/<self>`. With every answer in, the asker puts a
  * marker in its own inbox; when its watch delivers the marker, every batch routed by an old view has reached
  * the old copy, which is then sent on as part of the move.
+ *
+ * Fences for the same new holder share requests (GroupRuns): fence() calls made while one request is out join
+ * the next, which carries the union of their routes. Each caller's routes are in the request it waits for, so
+ * every answer still comes after the answering node saw them and wrote out what it routed before; the marker
+ * still follows every answer. A draining node moving thousands of sessions pays one fence per group, not one
+ * per session. The request's format is unchanged: a node of the previous version answers it as it is.
  */
 export class Fences {
   private watches: PrefixWatch[] = [];
   /** Our fences awaiting answers: id -> the nodes that answered, and a wake-up. */
   private readonly open = new Map<string, { answered: Set<string>; wake: () => void }>();
+  /** Fence requests made so far (the drain reports how many its moves took). */
+  requests = 0;
+  /** Fences waiting to share the next request for the same new holder. */
+  private readonly groups = new GroupRuns<string[]>(
+    (node, routeLists) => this.request(node, [...new Set(routeLists.flat())]),
+    (routes) => routes.length,
+    MAX_FENCE_ROUTES,
+  );
 
   constructor(
     private readonly ctx: EtcdContext,
@@ -71,8 +91,15 @@ export class Fences {
   /**
    * Waits until no message routed by a view without `routes` of `node` can still reach this node's inbox:
    * every other live node answered (or was silent for FENCE_TIMEOUT_MS) and this node's inbox caught up.
+   * Shares a request with the other fences for `node` made meanwhile; at most the request under way and its own.
    */
-  async fence(node: string, routes: string[]): Promise<void> {
+  fence(node: string, routes: string[]): Promise<void> {
+    return this.groups.add(node, routes);
+  }
+
+  /** One fence request for `routes` of `node`, and its answers and marker. */
+  private async request(node: string, routes: string[]): Promise<void> {
+    this.requests++;
     const id = randomUUID();
     const { keys, self } = this.ctx;
     let wake: () => void = () => undefined;

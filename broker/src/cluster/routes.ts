@@ -32,16 +32,21 @@ export class Routes implements RouteListener {
   private readonly remote = new TopicTree<RemoteRoute>();
   /** Our routes as etcd should have them: route -> wanted. */
   private readonly local = new Set<string>();
-  /** Changes not yet written: route -> true (put) or false (delete). */
-  private pending = new Map<string, boolean>();
-  private inFlight = 0;
+  /** Changes not yet written: route -> put (true) or delete, and the change's number (see written()). */
+  private pending = new Map<string, { put: boolean; seq: number }>();
+  /** Changes made so far: each one gets the next number. */
+  private seq = 0;
+  /** The lowest change number of each batch being written. */
+  private readonly flying = new Set<{ low: number }>();
+  /** A failed batch went back into `pending` out of number order (until `pending` empties). */
+  private reordered = false;
   private scheduled = false;
   private lease: Lease | null = null;
   private watch: PrefixWatch | null = null;
-  /** Callers of written() waiting for the pending changes to reach etcd. */
-  private waiting: (() => void)[] = [];
-  /** Callers of seen() waiting for other nodes' routes to arrive through the watch. */
-  private watching: { node: string; routes: string[]; resolve: () => void }[] = [];
+  /** Callers of written() waiting for the changes up to `upTo` to reach etcd. */
+  private waiting: { upTo: number; resolve: () => void }[] = [];
+  /** Callers of seen() waiting for other nodes' routes, by `<node>\0<route>`: each counts the routes it misses. */
+  private watching = new Map<string, { missing: number; resolve: () => void }[]>();
 
   /** Told of this node's view marker coming back through the watch, and of the watch's health (view.ts). */
   view: { seen(value: string): void; health(ok: boolean): void } | null = null;
@@ -93,30 +98,78 @@ export class Routes implements RouteListener {
   /** A (new) lease: every route of ours is written again under it (the old lease took them along). */
   useLease(lease: Lease): void {
     this.lease = lease;
-    for (const route of this.local) this.pending.set(route, true);
-    this.schedule();
+    for (const route of this.local) this.change(route, true);
   }
 
-  /** Resolves once every route change made so far is in etcd (a session that moved here is reachable). */
-  written(): Promise<void> {
-    if (this.pending.size === 0 && this.inFlight === 0 && !this.scheduled) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.push(resolve));
+  /**
+   * Resolves with true once every route change made so far is in etcd (a session that moved here is reachable),
+   * or with false after `ms`: etcd did not take them in time (it is away, or this node has no lease) and they
+   * are still being tried. Changes made after the call are not waited for, so a steady stream of them (sessions
+   * arriving by the thousand at a drain) delays no one.
+   */
+  written(ms: number): Promise<boolean> {
+    const upTo = this.seq;
+    if (this.lowestUnwritten() > upTo) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const entry = { upTo, resolve: () => { clearTimeout(timer); resolve(true); } };
+      const timer = setTimeout(() => {
+        this.waiting = this.waiting.filter((w) => w !== entry);
+        resolve(false);
+      }, ms);
+      this.waiting.push(entry);
+    });
+  }
+
+  /** The number of the oldest change not yet in etcd (Infinity when there is none). */
+  private lowestUnwritten(): number {
+    let low = Infinity;
+    for (const b of this.flying) low = Math.min(low, b.low);
+    if (!this.reordered) {
+      // In number order (change() appends): the first is the oldest.
+      for (const { seq } of this.pending.values()) return Math.min(low, seq);
+      return low;
+    }
+    for (const { seq } of this.pending.values()) low = Math.min(low, seq);
+    return low;
+  }
+
+  /** Wakes the callers of written() whose changes are all in etcd. */
+  private wake(): void {
+    if (this.waiting.length === 0) return;
+    const low = this.lowestUnwritten();
+    const done = this.waiting.filter((w) => w.upTo < low);
+    if (done.length === 0) return;
+    this.waiting = this.waiting.filter((w) => w.upTo >= low);
+    for (const w of done) w.resolve();
   }
 
   /**
    * Resolves once this node's view has each of `routes` of `node` (the routes of a session that moved there),
-   * or after `ms`: until then a message published here could still go only to the session's old place.
+   * or after `ms`: until then a message published here could still go only to the session's old place. Each
+   * waiter counts the routes it still misses, so thousands of waiters (a drain) cost one lookup per change.
    */
   seen(node: string, routes: string[], ms: number): Promise<boolean> {
-    if (routes.every((r) => this.hasRemote(node, r))) return Promise.resolve(true);
+    const missing = [...new Set(routes)].filter((r) => !this.hasRemote(node, r));
+    if (missing.length === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const entry = { node, routes, resolve: () => { clearTimeout(timer); resolve(true); } };
+      const entry = { missing: missing.length, resolve: () => { clearTimeout(timer); resolve(true); } };
+      const keys = missing.map((r) => `${node}\u0000${r}`);
       const timer = setTimeout(() => {
-        this.watching = this.watching.filter((w) => w !== entry);
+        for (const k of keys) this.unwatch(k, entry);
         resolve(false);
       }, ms);
-      this.watching.push(entry);
+      for (const k of keys) {
+        const list = this.watching.get(k);
+        if (list === undefined) this.watching.set(k, [entry]);
+        else list.push(entry);
+      }
     });
+  }
+
+  private unwatch(key: string, entry: { missing: number }): void {
+    const list = this.watching.get(key)?.filter((e) => e !== entry);
+    if (list === undefined || list.length === 0) this.watching.delete(key);
+    else this.watching.set(key, list);
   }
 
   private hasRemote(node: string, route: string): boolean {
@@ -131,13 +184,18 @@ export class Routes implements RouteListener {
 
   routeAdded(route: string): void {
     this.local.add(route);
-    this.pending.set(route, true);
-    this.schedule();
+    this.change(route, true);
   }
 
   routeRemoved(route: string): void {
     this.local.delete(route);
-    this.pending.set(route, false);
+    this.change(route, false);
+  }
+
+  /** A change to write; a newer one of the same route replaces it (and goes to the end, keeping number order). */
+  private change(route: string, put: boolean): void {
+    this.pending.delete(route);
+    this.pending.set(route, { put, seq: ++this.seq });
     this.schedule();
   }
 
@@ -155,12 +213,12 @@ export class Routes implements RouteListener {
       if (n > 0) this.counts.set(node, n);
       else this.counts.delete(node);
     }
-    if (present && this.watching.length > 0) {
-      const done = this.watching.filter((w) => w.node === node && w.routes.every((r) => this.hasRemote(node, r)));
-      if (done.length === 0) return;
-      this.watching = this.watching.filter((w) => !done.includes(w));
-      for (const w of done) w.resolve();
-    }
+    if (!present || this.watching.size === 0) return;
+    const wanted = `${node}\u0000${route}`;
+    const list = this.watching.get(wanted);
+    if (list === undefined) return;
+    this.watching.delete(wanted);
+    for (const w of list) if (--w.missing === 0) w.resolve();
   }
 
   /** Writes pending changes on the next turn, so a burst of subscriptions shares transactions. */
@@ -175,30 +233,33 @@ export class Routes implements RouteListener {
 
   private writeSome(): void {
     const lease = this.lease;
-    if (lease === null) return; // written once a lease is granted (useLease)
-    if (this.pending.size === 0 && this.inFlight === 0) {
-      const waiting = this.waiting;
-      this.waiting = [];
-      for (const resolve of waiting) resolve();
-      return;
-    }
-    while (this.pending.size > 0 && this.inFlight < PIPELINE) {
-      const batch: [string, boolean][] = [];
+    if (lease === null) return; // written once a lease is granted (useLease); written() callers time out meanwhile
+    if (this.pending.size === 0) this.reordered = false;
+    while (this.pending.size > 0 && this.flying.size < PIPELINE) {
+      const batch: [string, { put: boolean; seq: number }][] = [];
+      let low = Infinity;
       for (const entry of this.pending) {
         batch.push(entry);
+        low = Math.min(low, entry[1].seq);
         this.pending.delete(entry[0]);
         if (batch.length === MAX_TXN_OPS) break;
       }
-      this.inFlight++;
+      const flight = { low };
+      this.flying.add(flight);
       this.write(lease, batch).then(
         () => {
-          this.inFlight--;
+          this.flying.delete(flight);
+          this.wake();
           this.writeSome();
         },
         (err: unknown) => {
-          this.inFlight--;
+          this.flying.delete(flight);
           // Put back what is still wanted as it was (a newer change wins), and try again shortly.
-          for (const [route, put] of batch) if (!this.pending.has(route)) this.pending.set(route, put);
+          for (const [route, change] of batch) {
+            if (this.pending.has(route)) continue;
+            this.pending.set(route, change);
+            this.reordered = true;
+          }
           this.ctx.log.warn({ err: (err as Error).message, routes: batch.length }, 'cluster: writing routes failed: retrying');
           setTimeout(() => this.writeSome(), 1000).unref();
         },
@@ -206,8 +267,8 @@ export class Routes implements RouteListener {
     }
   }
 
-  private async write(lease: Lease, batch: [string, boolean][]): Promise<void> {
-    const ops = batch.map(([route, put]) => {
+  private async write(lease: Lease, batch: [string, { put: boolean }][]): Promise<void> {
+    const ops = batch.map(([route, { put }]) => {
       const key = this.ctx.keys.route(this.ctx.self, route);
       if (!put) return this.ctx.client.delete().key(key);
       return this.durable ? this.ctx.client.put(key).value('') : this.ctx.client.put(key).value('').lease(lease.grant());

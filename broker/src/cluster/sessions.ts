@@ -11,8 +11,11 @@ export type { MovingSession } from './session-codec.js';
 
 /** How long each step of a move (the new node's acknowledgement, the delta, an answer) may take. */
 const STEP_TIMEOUT_MS = 5000;
-/** Sessions pushed away at once while a node drains. */
-const PUSH_CONCURRENCY = 16;
+/**
+ * Sessions pushed away at once while a node drains. The moves to one node share their fences (fences.ts), so
+ * the more at once, the fewer fences per session; each move in flight holds one snapshot in memory.
+ */
+const PUSH_CONCURRENCY = 256;
 /** The value of a `moved/` key by which a draining node declines a session. */
 const REFUSED = 'refused';
 
@@ -44,8 +47,8 @@ export interface SessionHost {
 
 /** What a move needs from routing. */
 export interface MoveRouting {
-  /** Resolves once this node's route changes so far are written to etcd. */
-  written(): Promise<void>;
+  /** Resolves with true once this node's route changes so far are written to etcd, or with false after `ms`. */
+  written(ms: number): Promise<boolean>;
   /** Resolves once this node sees `routes` of `node` (or after `ms`, with false). */
   seen(node: string, routes: string[], ms: number): Promise<boolean>;
   /** Resolves once nothing routed by a view without `routes` of `node` can still reach this node (fences.ts). */
@@ -328,7 +331,14 @@ export class SessionMover {
       if (this.host.holds(clientId)) this.host.merge(frame.moving);
       else this.host.adopt(frame.moving);
       this.records.claim(clientId);
-      await this.routing.written();
+      // Acknowledged only once the session is reachable. Routes etcd has not taken in time (etcd away, no lease)
+      // make this node decline: the old node keeps its copy and tries another node (or keeps it), and the copy
+      // installed here meets the newer record of the node that takes it and is handed over (records.ts).
+      if (!await this.routing.written(STEP_TIMEOUT_MS)) {
+        this.ctx.log.warn({ clientId, from: frame.from }, 'cluster: the routes of a session taken over are not in etcd in time: declining it');
+        await this.put(this.ctx.keys.moved(frame.from, clientId), Buffer.from(REFUSED));
+        return;
+      }
       const lease = this.lease();
       const ack = this.ctx.keys.moved(frame.from, clientId);
       await (lease !== null ? lease.put(ack) : this.ctx.client.put(ack)).value(this.ctx.self).exec();
