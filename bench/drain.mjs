@@ -77,6 +77,14 @@ function resumes(node, i) {
   });
 }
 
+/** etcd's count of puts, deletes and transactions so far (its /metrics). */
+async function etcdWrites(etcd) {
+  const text = await (await fetch(`http://${etcd.endpoint}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^etcd_mvcc_(put|delete|txn)_total (\d+)/gm)) n += Number(m[2]);
+  return n;
+}
+
 const etcd = await startEtcd();
 const dirs = [];
 const nodes = [];
@@ -113,13 +121,24 @@ try {
   const before = await sessionsOn(n1);
   if (before !== N) throw new Error(`n1 holds ${before} sessions, not ${N}`);
 
+  const writesBefore = await etcdWrites(etcd);
   t = Date.now();
   const code = await n1.stop('SIGTERM');
   const drain = (Date.now() - t) / 1000;
   const line = n1.logs.find((r) => r.msg === 'drain: persistent sessions handed over to other nodes');
   const moved = line?.moved ?? 0;
   const onN2 = await sessionsOn(n2);
+  const writes = (await etcdWrites(etcd)) - writesBefore;
+  log(`etcd: ${writes} puts, deletes and transactions during the drain (${moved > 0 ? (writes / moved).toFixed(1) : '?'} per session moved)`);
   log(`n1 exited with ${code} after ${drain.toFixed(1)} s; it moved ${moved}; n2 holds ${onN2}`);
+  // Where the time went, by n1's own clock: from SIGTERM's log line to the first and last move, to the end.
+  const at = (msg) => n1.logs.find((r) => r.msg === msg)?.time;
+  const moves = n1.logs.filter((r) => r.msg === 'cluster: persistent session moved to another node');
+  const start = at('draining');
+  const since = (t) => (t === undefined || start === undefined ? '?' : ((t - start) / 1000).toFixed(2));
+  log(`n1: first move at ${since(moves[0]?.time)} s, last at ${since(moves.at(-1)?.time)} s, handed over at ${since(line?.time)} s, stopped at ${since(at('stopped'))} s`);
+  const warnings = n1.logs.filter((r) => r.level >= 40).concat(n2.logs.filter((r) => r.level >= 40));
+  if (warnings.length > 0) log(`${warnings.length} warnings, first: ${JSON.stringify(warnings[0])}`);
 
   const picked = new Set();
   while (picked.size < SAMPLE) picked.add(Math.floor(Math.random() * N));
