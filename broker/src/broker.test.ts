@@ -160,3 +160,19 @@ test('a merged copy takes out of the queue what the other copy delivered already
   assert.deepEqual(back.all('publish').map((p) => String((p as IPublishPacket).payload)), ['m3', 'other']);
   await b.close(100);
 });
+
+test('a CONNACK fits the client\'s Maximum Packet Size: announcements go first; a client asking for less than a CONNACK is closed', async () => {
+  const b = broker();
+  const small = new TestClient(b, 5);
+  const connack = await small.connect('small', { properties: { maximumPacketSize: 8 } });
+  assert.equal(connack.reasonCode, 0);
+  assert.ok(2 + (connack.length ?? 0) <= 8, `the CONNACK has ${2 + (connack.length ?? 0)} bytes`); // [MQTT-3.1.2-24]
+  assert.equal(connack.properties?.topicAliasMaximum, undefined, 'an announcement the client can do without');
+  const tiny = new TestClient(b, 5);
+  tiny.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'tiny', clean: true, keepalive: 0, properties: { maximumPacketSize: 4 } });
+  await tiny.until(() => tiny.closed);
+  assert.equal(tiny.all('connack').length, 0, 'no packet larger than it allows');
+  const normal = new TestClient(b, 5);
+  assert.equal((await normal.connect('normal')).properties?.topicAliasMaximum, DEFAULTS.mqtt.topic_alias_maximum, 'others keep theirs');
+  await b.close(100);
+});

@@ -8,6 +8,7 @@ import type { AgentInfo } from '../agent/client-info.js';
 import { dispatch } from '../protocol/handlers/index.js';
 import { MqttError } from '../protocol/errors.js';
 import { PacketReader } from '../protocol/codec/reader.js';
+import { fitPacket } from '../protocol/fit.js';
 import { encodeAck, encodePublish, NO_PROPERTIES, PUBREL } from '../protocol/codec/writer.js';
 import { RC } from '../protocol/reason-codes.js';
 import type { Message } from '../message/message.js';
@@ -437,7 +438,17 @@ export class Connection implements Outlet, ClientInfo, HeldOwner {
   /** Encodes and writes a packet, behind any packet that waits for the store, so order is kept [MQTT-4.6.0-2]. */
   write(packet: Packet): void {
     if (this.closed) return;
-    const buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
+    let buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
+    if (this.maximumPacketSize > 0 && buf.length > this.maximumPacketSize) {
+      // [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size: optional properties go first.
+      const fitted = fitPacket(packet, this.maximumPacketSize, this.protocolVersion);
+      if (fitted === null) {
+        this.closeReason = `a ${packet.cmd} packet of ${buf.length} bytes exceeds the client's maximum packet size (${this.maximumPacketSize})`;
+        this.close(undefined, true);
+        return;
+      }
+      buf = fitted;
+    }
     if (this.held !== null) this.held.push(buf);
     else this.emit(buf);
   }
