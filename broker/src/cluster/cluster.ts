@@ -104,7 +104,7 @@ export class Cluster implements Hook {
     const ctx: EtcdContext = { client: this.client, keys: this.keys, self: nodeId, log: this.log };
     // Routes outlive the lease where the node id does (a configured `broker`, or one kept in the store).
     this.routes = new Routes(ctx, cfg.broker !== '' || cfg.store.dir !== '');
-    this.outbox = new Outbox(ctx, (node) => this.membership.members.get(node)?.features?.includes('message-id') === true);
+    this.outbox = new Outbox(ctx, (node) => this.membership.reads(node, 'message-id'));
     this.inbox = new Inbox(ctx, (e) => this.deliver(e), host.localBarrier, host.inboxLedger);
     this.retained = new RetainedSync(ctx, {
       set: (topic, m) => host.router.retained.set(topic, m),
@@ -122,7 +122,7 @@ export class Cluster implements Hook {
       written: (ms) => this.routes.written(ms),
       seen: (node, routes, ms) => this.routes.seen(node, routes, ms),
       fence: (node, routes) => this.fences.fence(node, routes),
-    });
+    }, (node, feature) => this.membership.reads(node, feature));
     this.queries = new Queries(ctx, lease);
     this.view = new ViewGuard(ctx, lease, (held) => this.resend(held));
     this.routes.view = this.view;

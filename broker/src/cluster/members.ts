@@ -33,6 +33,13 @@ export const FEATURES: readonly string[] = ['message-id'];
  */
 export class Membership {
   readonly members = new Map<string, MemberInfo>();
+  /**
+   * The features of every node seen since this one started, kept after it leaves the member list: a node is
+   * out of the list while its lease is lost (a stall, an etcd cut) and comes back as the same version, and what
+   * is written for it meanwhile (inbox batches it reads on its return) must keep what it reads, message
+   * identities above all. A node that returns as another version replaces the entry with its new record.
+   */
+  private readonly known = new Map<string, readonly string[]>();
   private lease: Lease | null = null;
   private watch: PrefixWatch | null = null;
   private refresh: NodeJS.Timeout | null = null;
@@ -109,6 +116,12 @@ export class Membership {
     }
     if (!this.members.has(id) && id !== this.self.id) this.log.info({ member: id, name: info.name, addresses: info.addresses }, 'cluster member joined');
     this.members.set(id, info);
+    this.known.set(id, info.features ?? []);
+  }
+
+  /** Whether `node` (live or last seen) announced `feature` in its member record. */
+  reads(node: string, feature: string): boolean {
+    return (this.members.get(node)?.features ?? this.known.get(node) ?? []).includes(feature);
   }
 
   private gone(key: string): void {

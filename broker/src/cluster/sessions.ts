@@ -94,6 +94,9 @@ export class SessionMover {
     /** The live members. */
     private readonly members: () => ReadonlyMap<string, MemberInfo>,
     private readonly routing: MoveRouting,
+    /** Whether a node (live or last seen) announced a feature (Membership.reads). */
+    private readonly reads: (node: string, feature: string) => boolean = (node, feature) =>
+      this.members().get(node)?.features?.includes(feature) === true,
   ) {
     this.records = new SessionRecords(ctx, (clientId, holder) => void this.handOver(clientId, holder));
   }
@@ -349,7 +352,7 @@ export class SessionMover {
 
   /** Whether `node` reads message identities in moves (its member record announces it). */
   private readsIds(node: string): boolean {
-    return this.members().get(node)?.features?.includes('message-id') === true;
+    return this.reads(node, 'message-id');
   }
 
   /** Resolves with the next outcome for `clientId`, or 'late' after `ms`. */
