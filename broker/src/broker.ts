@@ -322,6 +322,14 @@ export class Broker implements SessionContext {
     const late = [...session.inflight.values(), ...session.queue].filter((d) => d.seq > mark)
       .map((d): StoredDelivery => ({ ...storedDelivery(clientId, d), packetId: 0, state: AWAIT_ACK }));
     session.pendingWill = null; // it travelled in the snapshot
+    const conn = session.outlet as Connection | null;
+    if (conn !== null) {
+      // A client that came back here during the move would stay on an ended session: it goes, and finds its
+      // session where it went.
+      conn.closeReason = 'session moved to another node';
+      conn.close(RC.SESSION_TAKEN_OVER);
+      this.release(conn, true);
+    }
     this.endSession(session);
     return late;
   }
@@ -411,6 +419,12 @@ export class Broker implements SessionContext {
   /** ClusterHost: the persistent sessions held here. */
   *heldSessions(): Iterable<string> {
     for (const s of this.sessions.values()) if (!s.ended && s.expiryInterval > 0) yield s.clientId;
+  }
+
+  /** A session of this client id is held here but on its way to another node (between snapshot and finish). */
+  isLeaving(clientId: string): boolean {
+    const session = this.sessions.get(clientId);
+    return session !== undefined && this.leaving.has(session);
   }
 
   /** ClusterHost: a session of this client id is held here. */

@@ -38,8 +38,10 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     return;
   }
   const cluster = conn.broker.cluster;
-  if (!packet.clean && cluster !== null && !conn.broker.sessions.has(conn.clientId)) {
-    // Its persistent session may be on another node: it moves here first, unless the client leaves meanwhile.
+  const broker = conn.broker;
+  if (!packet.clean && cluster !== null && (!broker.sessions.has(conn.clientId) || broker.isLeaving(conn.clientId))) {
+    // Its persistent session may be on another node, or leaving this one: it moves here first (after the move
+    // in progress ends), unless the client leaves meanwhile.
     await cluster.fetchSession(conn.clientId, conn.loginSignal());
     conn.loginDone();
     if (conn.closed) return;

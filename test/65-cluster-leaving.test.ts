@@ -1,0 +1,103 @@
+/**
+ * 65 a client back on the node its session is leaving (issue 17). While a persistent session moves from n1 to
+ * n2 (snapshot sent, fence under way), its client connects to n1 again. It must not be attached to the copy that
+ * is about to end there: the checker saw such clients stay connected to a node that no longer held their session,
+ * listed nowhere, and every message for them lost. The connection waits for the move to end, then takes the
+ * session back from where it went.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Etcd3 } from 'etcd3';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { Keys } from '../broker/src/cluster/keys.js';
+import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
+import { strictConnect } from './helpers/strict/tap.js';
+
+const T = { timeout: 90_000 };
+const cluster = `lv${process.pid}`;
+let etcd: RunningEtcd;
+const nodes: RunningBroker[] = [];
+const clients = new Set<MqttClient>();
+
+function startNode(id: string): Promise<RunningBroker> {
+  return startBroker({
+    config: {
+      cluster, broker: id, store: { dir: mkdtempSync(join(tmpdir(), `smq-65-${id}-`)) }, ws: { enable: false },
+      etcd: { endpoints: [etcd.endpoint], lease_ttl: 10, session_wait: 20 },
+    },
+    timeoutMs: 30_000,
+  });
+}
+
+/** A v5 client; resolves with it and its CONNACK's session-present flag once connected. */
+function open(node: RunningBroker, options: IClientOptions): Promise<{ c: MqttClient; present: boolean; got: string[] }> {
+  const c = strictConnect(`mqtt://127.0.0.1:${node.port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 60_000, ...options });
+  clients.add(c);
+  const got: string[] = [];
+  c.on('message', (_t, payload) => got.push(payload.toString()));
+  return new Promise((resolve, reject) => {
+    c.once('connect', (connack) => resolve({ c, present: connack.sessionPresent, got }));
+    c.once('error', reject);
+  });
+}
+
+/** Resolves once `client` got `payload`; rejects after 30 s. */
+function receives(client: { c: MqttClient; got: string[] }, payload: string): Promise<void> {
+  if (client.got.includes(payload)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${payload} not received; got ${JSON.stringify(client.got)}`)), 30_000);
+    client.c.on('message', (_t, p) => {
+      if (p.toString() !== payload) return;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+before(async () => {
+  etcd = await startEtcd();
+  for (const id of ['n1', 'n2', 'n3']) nodes.push(await startNode(id));
+});
+
+after(async () => {
+  for (const c of clients) c.end(true);
+  for (const n of nodes) {
+    n.proc.kill('SIGCONT');
+    await n.stop('SIGKILL');
+  }
+  await etcd.destroy();
+});
+
+test('a client that comes back to the node its session is leaving waits for the move, then gets its session back', T, async () => {
+  const [n1, n2, n3] = nodes as [RunningBroker, RunningBroker, RunningBroker];
+  const persistent: IClientOptions = { clientId: 'back', clean: false, properties: { sessionExpiryInterval: 3600 } };
+  const first = await open(n1, persistent);
+  await first.c.subscribeAsync('leaving/t', { qos: 1 });
+  await first.c.endAsync();
+  // n3 stopped, but still a member: the move's fence waits for its answer (up to 5 s), which holds the session
+  // between its snapshot and its end on n1.
+  n3.proc.kill('SIGSTOP');
+  const watcher = new Etcd3({ hosts: `http://${etcd.endpoint}` });
+  try {
+    // Watching before the request goes out, so that the fence cannot come and go unseen.
+    const w = await watcher.watch().prefix(new Keys(cluster).fence('n1', '')).create();
+    const fence = new Promise<void>((resolve) => w.on('put', () => resolve()));
+    const elsewhere = open(n2, persistent); // n2 asks n1 for the session
+    await fence;
+    // Now on n1 again, while the session is leaving it.
+    const back = await open(n1, persistent);
+    assert.equal(back.present, true, 'the session came back with its client');
+    await elsewhere.catch(() => undefined);
+    const pub = await open(n1, { clientId: 'leaving-pub' });
+    await pub.c.publishAsync('leaving/t', 'after', { qos: 1 });
+    await receives(back, 'after');
+    assert.ok(back.c.connected, 'still connected to its session');
+  } finally {
+    n3.proc.kill('SIGCONT');
+    watcher.close();
+  }
+});
