@@ -133,7 +133,8 @@ try {
   log(`n1 exited with ${code} after ${drain.toFixed(1)} s; it moved ${moved}; n2 holds ${onN2}`);
   // Where the time went, by n1's own clock: from SIGTERM's log line to the first and last move, to the end.
   const at = (msg) => n1.logs.find((r) => r.msg === msg)?.time;
-  const moves = n1.logs.filter((r) => r.msg === 'cluster: persistent session moved to another node');
+  // One line per session moved alone, one per batch (batch-moves.ts).
+  const moves = n1.logs.filter((r) => r.msg === 'cluster: persistent session moved to another node' || r.msg === 'cluster: persistent sessions moved to another node');
   const start = at('draining');
   const since = (t) => (t === undefined || start === undefined ? '?' : ((t - start) / 1000).toFixed(2));
   log(`n1: first move at ${since(moves[0]?.time)} s, last at ${since(moves.at(-1)?.time)} s, handed over at ${since(line?.time)} s, stopped at ${since(at('stopped'))} s`);
