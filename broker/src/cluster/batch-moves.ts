@@ -44,10 +44,14 @@ export function planDrain(ids: Iterable<string>, target: (id: string) => string 
   return { batches, single };
 }
 
-/** The new node's acknowledgement: the sessions it could not install stay with the old node, as single moves do. */
+/**
+ * The new node's acknowledgement: the sessions it could not install stay with the old node, as single moves do;
+ * `recorded` when its claims on all the others (`sessions/<id>`) are in etcd, so the old node has none to release.
+ */
 interface Ack {
   readonly node: string;
   readonly failed: string[];
+  readonly recorded: boolean;
 }
 
 /** What batches use of the single-session mover (sessions.ts), so that both keep one `busy` and `arrivals`. */
@@ -62,8 +66,12 @@ export interface MoverParts {
   awaitDelta(clientId: string, ms: number): void;
   /** Tells a waiting pull or push of `clientId` its delta arrived. */
   adopted(clientId: string): void;
-  /** Records this node as the holder of `clientId` (sessions/<id>). */
+  /** Records this node as the holder of `clientId` (sessions/<id>), tried again until etcd takes it. */
   claim(clientId: string): void;
+  /** Records this node as the holder of all of them, many to a transaction; true once all are in etcd. */
+  claimAll(clientIds: readonly string[]): Promise<boolean>;
+  /** The session moved away and its new node recorded itself: this node has no record of it left to release. */
+  forget(clientId: string): void;
   /** Whether this node drains (and takes no sessions). */
   leaving(): boolean;
   /** Whether `node` reads message identities. */
@@ -100,7 +108,7 @@ export class BatchMoves {
     if (text !== REFUSED) {
       try {
         const parsed = JSON.parse(text) as Partial<Ack>;
-        ack = { node: String(parsed.node), failed: Array.isArray(parsed.failed) ? parsed.failed.map(String) : [] };
+        ack = { node: String(parsed.node), failed: Array.isArray(parsed.failed) ? parsed.failed.map(String) : [], recorded: parsed.recorded === true };
       } catch {
         this.m.ctx.log.warn({ batchId }, 'cluster: unreadable batch acknowledgement: taken as a refusal');
       }
@@ -197,6 +205,8 @@ export class BatchMoves {
     const failed = new Set(ack.failed);
     if (failed.size > 0) stay(ids.filter((id) => failed.has(id)), 'the new node could not install them');
     const taken = items.filter((i) => !failed.has(i.clientId));
+    // Ending a copy releases its record, one transaction each; the new node has replaced them all already.
+    if (ack.recorded) for (const { clientId } of taken) this.m.forget(clientId);
     if (!await routing.seen(to, [...new Set(taken.flatMap((i) => routesOf(i.moving)))], stepMs)) {
       ctx.log.warn({ to, sessions: taken.length }, 'cluster: the moved sessions\' routes are not visible here yet: ending the old copies anyway');
     }
@@ -246,7 +256,9 @@ export class BatchMoves {
       await this.m.put(ackKey, Buffer.from(REFUSED)).catch(() => undefined);
       return;
     }
+    const until = Date.now() + this.m.stepMs;
     const failed: string[] = [];
+    const installed: string[] = [];
     for (const { clientId, frame } of batch.items) {
       if (frame.kind !== 'snapshot') continue;
       this.m.awaitDelta(clientId, 2 * this.m.stepMs);
@@ -254,20 +266,26 @@ export class BatchMoves {
         // As for one session: a copy held here already is merged, never installed beside it.
         if (host.holds(clientId)) host.merge(frame.moving);
         else host.adopt(frame.moving);
-        this.m.claim(clientId);
+        installed.push(clientId);
       } catch (err) {
         failed.push(clientId);
         ctx.log.warn({ clientId, from: batch.from, err: (err as Error).message }, 'cluster: taking a session over failed');
       }
     }
     try {
+      // The claims go while the routes are written; both within one step. Claims etcd did not take in time are
+      // tried again one by one (as a single move's are), and the old node then releases its records itself.
+      const recorded = await Promise.race([
+        this.m.claimAll(installed),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), this.m.stepMs).unref()),
+      ]);
       // Acknowledged once every session of it is reachable; routes etcd did not take in time decline all of them.
-      if (!await this.m.routing.written(this.m.stepMs)) {
+      if (!await this.m.routing.written(Math.max(until - Date.now(), 100))) {
         ctx.log.warn({ from: batch.from, sessions: batch.items.length }, 'cluster: the routes of a batch taken over are not in etcd in time: declining it');
         await this.m.put(ackKey, Buffer.from(REFUSED));
         return;
       }
-      await this.m.put(ackKey, Buffer.from(JSON.stringify({ node: ctx.self, failed } satisfies Ack)));
+      await this.m.put(ackKey, Buffer.from(JSON.stringify({ node: ctx.self, failed, recorded } satisfies Ack)));
     } catch (err) {
       ctx.log.warn({ from: batch.from, err: (err as Error).message }, 'cluster: taking a batch of sessions over failed');
     }

@@ -110,6 +110,8 @@ export class SessionMover {
       },
       adopted: (id) => this.arrivals.get(id)?.('adopted'),
       claim: (id) => this.records.claim(id),
+      claimAll: (ids) => this.records.claimAll(ids),
+      forget: (id) => this.records.forget(id),
       leaving: () => this.leaving,
       readsIds: (node) => this.readsIds(node),
       put: (key, value) => this.put(key, value),
