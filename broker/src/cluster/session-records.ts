@@ -91,8 +91,10 @@ export class SessionRecords {
       ids.forEach((id, k) => {
         const r = results[k];
         if (r?.taken === true) this.pending.delete(id);
-        else if (r?.taken === false) this.seen(id, r.newer);
-        else {
+        else if (r?.taken === false) {
+          all = false; // another node's record (a newer claim): not ours to vouch for
+          this.seen(id, r.newer);
+        } else {
           all = false;
           void this.write(id, at);
         }

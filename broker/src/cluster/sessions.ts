@@ -12,7 +12,7 @@ export type { MovingSession } from './session-codec.js';
 /** How long each step of a move (the new node's acknowledgement, the delta, an answer) may take. */
 const STEP_TIMEOUT_MS = 5000;
 /**
- * Sessions pushed away at once while a node drains. The moves to one node share their fences (fences.ts), so
+ * Sessions pushed away one by one at once while a node drains (to nodes without batch frames). The moves to one node share their fences (fences.ts), so
  * the more at once, the fewer fences per session; each move in flight holds one snapshot in memory.
  */
 const PUSH_CONCURRENCY = 256;
@@ -71,7 +71,8 @@ type Outcome = 'adopted' | 'none' | 'redirect' | 'late';
  *    published in between may reach both (delivered twice, as QoS 1 allows; never lost).
  *
  * A node where a client connects without its session asks the holder through `handoff/<holder>/<id>` (a pull);
- * a draining node pushes each persistent session it holds to a live node.
+ * a draining node pushes each persistent session it holds to a live node, many to a value where that node reads
+ * batch frames (batch-moves.ts: the same steps, once per batch), one at a time otherwise.
  */
 export class SessionMover {
   private readonly codec = new SessionCodec();
