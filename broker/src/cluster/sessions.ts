@@ -12,8 +12,9 @@ export type { MovingSession } from './session-codec.js';
 /** How long each step of a move (the new node's acknowledgement, the delta, an answer) may take. */
 const STEP_TIMEOUT_MS = 5000;
 /**
- * Sessions pushed away one by one at once while a node drains (to nodes without batch frames). The moves to one node share their fences (fences.ts), so
- * the more at once, the fewer fences per session; each move in flight holds one snapshot in memory.
+ * Single moves under way at once while a node drains (to nodes that read no batch frames). The moves to one node
+ * share their fences (fences.ts), so the more at once, the fewer fences per session; each move in flight holds
+ * one snapshot in memory.
  */
 const PUSH_CONCURRENCY = 256;
 /** The value of a `moved/` key by which a draining node declines a session. */
