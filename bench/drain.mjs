@@ -77,11 +77,11 @@ function resumes(node, i) {
   });
 }
 
-/** etcd's count of puts, deletes and transactions so far (its /metrics). */
+/** etcd's counts of puts, deletes and transactions so far (its /metrics). */
 async function etcdWrites(etcd) {
   const text = await (await fetch(`http://${etcd.endpoint}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^etcd_mvcc_(put|delete|txn)_total (\d+)/gm)) n += Number(m[2]);
+  const n = { put: 0, delete: 0, txn: 0 };
+  for (const m of text.matchAll(/^etcd_mvcc_(put|delete|txn)_total (\d+)/gm)) n[m[1]] += Number(m[2]);
   return n;
 }
 
@@ -128,12 +128,15 @@ try {
   const line = n1.logs.find((r) => r.msg === 'drain: persistent sessions handed over to other nodes');
   const moved = line?.moved ?? 0;
   const onN2 = await sessionsOn(n2);
-  const writes = (await etcdWrites(etcd)) - writesBefore;
-  log(`etcd: ${writes} puts, deletes and transactions during the drain (${moved > 0 ? (writes / moved).toFixed(1) : '?'} per session moved)`);
+  const after = await etcdWrites(etcd);
+  const [puts, deletes, txns] = ['put', 'delete', 'txn'].map((k) => after[k] - writesBefore[k]);
+  const writes = puts + deletes + txns;
+  log(`etcd: ${writes} puts, deletes and transactions during the drain (${moved > 0 ? (writes / moved).toFixed(1) : '?'} per session moved; ${puts} puts, ${deletes} deletes, ${txns} transactions)`);
   log(`n1 exited with ${code} after ${drain.toFixed(1)} s; it moved ${moved}; n2 holds ${onN2}`);
   // Where the time went, by n1's own clock: from SIGTERM's log line to the first and last move, to the end.
   const at = (msg) => n1.logs.find((r) => r.msg === msg)?.time;
-  const moves = n1.logs.filter((r) => r.msg === 'cluster: persistent session moved to another node');
+  // One line per session moved alone, one per batch (batch-moves.ts).
+  const moves = n1.logs.filter((r) => r.msg === 'cluster: persistent session moved to another node' || r.msg === 'cluster: persistent sessions moved to another node');
   const start = at('draining');
   const since = (t) => (t === undefined || start === undefined ? '?' : ((t - start) / 1000).toFixed(2));
   log(`n1: first move at ${since(moves[0]?.time)} s, last at ${since(moves.at(-1)?.time)} s, handed over at ${since(line?.time)} s, stopped at ${since(at('stopped'))} s`);

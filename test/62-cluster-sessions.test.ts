@@ -143,7 +143,7 @@ test('a node back from a crash with a copy in its store hands the copy\'s messag
   assert.ok(back.c.connected);
 });
 
-test('a drain of 300 sessions: the moves share their fences, and every session reaches the other node with its queued message', T, async () => {
+test('a drain of 300 sessions: the moves go in batch frames and share their fences, and every session reaches the other node with its queued message', T, async () => {
   const [n1, n2] = nodes as [RunningBroker, RunningBroker];
   const count = 300;
   const ids = Array.from({ length: count }, (_, i) => `drained-${++seq}-${i}`);
@@ -166,6 +166,7 @@ test('a drain of 300 sessions: the moves share their fences, and every session r
   await Promise.all(ids.map((id) => pub.publishAsync(`d/${id}`, `queued-${id}`, { qos: 1 })));
   await pub.endAsync();
 
+  const earlier = n1.logs.length; // n1's lines from the tests before (a copy it handed over)
   assert.equal(await n1.stop('SIGTERM'), 0);
   const done = n1.logs.find((r) => r['msg'] === 'drain: persistent sessions handed over to other nodes');
   assert.ok(done !== undefined, 'n1 logs the hand-over');
@@ -173,6 +174,14 @@ test('a drain of 300 sessions: the moves share their fences, and every session r
   assert.ok((done['moved'] as number) >= count);
   // Up to 256 moves at once share a fence; one per session would be 300.
   assert.ok((done['fences'] as number) <= count / 10, `${String(done['fences'])} fences for ${count} sessions`);
+  // n2 announces move-batch: every session went in a batch (up to 256 each), none alone.
+  const drained = n1.logs.slice(earlier);
+  const batches = drained.filter((r) => r['msg'] === 'cluster: persistent sessions moved to another node');
+  const alone = drained.filter((r) => r['msg'] === 'cluster: persistent session moved to another node');
+  assert.equal(alone.length, 0, 'no single moves');
+  assert.equal(batches.reduce((n, r) => n + (r['sessions'] as number), 0), done['moved']);
+  assert.ok(batches.length >= 2 && batches.length <= 4, `${batches.length} batches for ${String(done['moved'])} sessions`);
+  assert.ok(batches.every((r) => r['to'] === 'n2'));
 
   await each(async (id) => {
     const back = await open(n2, persistent(id));

@@ -60,3 +60,37 @@ export async function swapClaim(ctx: EtcdContext, key: string, claim: Claim, lea
 export async function releaseClaim(ctx: EtcdContext, key: string, claim: Claim): Promise<void> {
   await ctx.client.if(key, 'Value', '==', encodeClaim(claim)).then(ctx.client.delete().key(key)).commit();
 }
+
+/**
+ * {@link swapClaim} for many keys (at most MAX_TXN_OPS): one read and one transaction of compare-and-swaps for
+ * all of them. A key found with a newer claim is left alone; when another write lands on any key in between,
+ * the transaction takes none, and those keys come back as null (to be claimed one by one). Throws when etcd
+ * does not answer.
+ */
+export async function swapClaims(ctx: EtcdContext, wanted: readonly { key: string; claim: Claim }[]): Promise<SwapResult[]> {
+  if (wanted.length === 0) return [];
+  // etcd transactions start with a comparison; this one always holds.
+  const always = (): ReturnType<EtcdContext['client']['if']> => ctx.client.if(ctx.keys.member(ctx.self), 'Version', '>', -1);
+  const read = await always().then(...wanted.map(({ key }) => ctx.client.get(key))).commit();
+  const results: SwapResult[] = [];
+  const swaps: { key: string; claim: Claim; rev: string | null; at: number }[] = [];
+  wanted.forEach(({ key, claim }, i) => {
+    const kv = read.responses[i]?.response_range.kvs[0];
+    const held = kv === undefined ? null : decodeClaim(kv.value.toString());
+    if (held !== null && held.node === claim.node && held.at === claim.at) results[i] = { taken: true, replaced: null };
+    else if (held !== null && newer(held, claim)) results[i] = { taken: false, newer: held };
+    else {
+      results[i] = { taken: true, replaced: held };
+      swaps.push({ key, claim, rev: kv === undefined ? null : kv.mod_revision, at: i });
+    }
+  });
+  if (swaps.length === 0) return results;
+  const [first, ...rest] = swaps as [typeof swaps[number], ...typeof swaps];
+  const cmp = (s: typeof first): [string, 'Create' | 'Mod', '==', number | string] =>
+    s.rev === null ? [s.key, 'Create', '==', 0] : [s.key, 'Mod', '==', s.rev];
+  let txn = ctx.client.if(...cmp(first));
+  for (const s of rest) txn = txn.and(...cmp(s));
+  const done = await txn.then(...swaps.map((s) => ctx.client.put(s.key).value(encodeClaim(s.claim)))).commit();
+  if (!done.succeeded) for (const s of swaps) results[s.at] = null;
+  return results;
+}

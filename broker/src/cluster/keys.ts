@@ -12,6 +12,8 @@
  *   handoff/<node>/<client id>        lease   asks <node> for a persistent session (value: the asking node)
  *   moves/<node>/<client id>          lease   a persistent session (or the rest of it) on its way to <node>
  *   moved/<node>/<client id>          lease   the new holder's acknowledgement to <node>, the old one
+ *   batches/<node>/<batch id>         lease   many sessions (or the rest of them) on their way to <node> at a drain
+ *   batched/<node>/<batch id>         lease   the new holder's acknowledgement of a batch to <node>, the old one
  *   fence/<node>/<id>                 lease   <node> asks every other node to flush what it routed before a move
  *   fenced/<node>/<id>/<other>        lease   <other> has flushed it
  *   query/<node>/<id>                 lease   a question for <node> (management API: its clients, a kick, ...)
@@ -88,6 +90,16 @@ export class Keys {
   /** Acknowledgements to `node` of sessions it sent; the client id is the rest of the key. */
   moved(node: string, clientId = ''): string {
     return `${this.root}moved/${node}/${clientId}`;
+  }
+
+  /** Batches of sessions on their way to `node` (a drain); the batch id is the rest of the key. */
+  batches(node: string, batchId = ''): string {
+    return `${this.root}batches/${node}/${batchId}`;
+  }
+
+  /** Acknowledgements to `node` of batches it sent; the batch id is the rest of the key. */
+  batched(node: string, batchId = ''): string {
+    return `${this.root}batched/${node}/${batchId}`;
   }
 
   client(clientId: string): string {

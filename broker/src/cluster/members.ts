@@ -18,13 +18,14 @@ export interface MemberInfo {
   draining?: boolean;
   /**
    * What this node's version reads that older ones refuse, so that others write it only to nodes that take it
-   * during a rolling upgrade: `message-id` (message identities in batches and session moves).
+   * during a rolling upgrade: `message-id` (message identities in batches and session moves), `move-batch`
+   * (many sessions in one move at a drain, batch-moves.ts).
    */
   features?: readonly string[];
 }
 
 /** The features this version announces in its member record (see MemberInfo.features). */
-export const FEATURES: readonly string[] = ['message-id'];
+export const FEATURES: readonly string[] = ['message-id', 'move-batch'];
 
 /**
  * Membership: this node's registration under a lease (gone `etcd.lease_ttl` seconds after the node stops

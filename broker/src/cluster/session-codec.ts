@@ -1,3 +1,4 @@
+import { parseShared } from '../protocol/validate.js';
 import { Decoder, Encoder } from '../store/codec.js';
 import type { StoredDelivery, StoredSession } from '../store/types.js';
 
@@ -147,4 +148,12 @@ function decodeSeen(clientId: string, bytes: Buffer): string[] {
   }
   if (pos !== bytes.length) throw damaged();
   return ids;
+}
+
+/** The routes a moving session's subscriptions make (see Router: a filter, or `$share/<group>/<filter>`). */
+export function routesOf(m: MovingSession): string[] {
+  return m.session.subscriptions.map((s) => {
+    const shared = parseShared(s.raw);
+    return shared !== null && shared !== 'invalid' ? `$share/${shared.group}/${shared.filter}` : s.raw;
+  });
 }

@@ -1,4 +1,5 @@
-import { type Claim, decodeClaim, newer, releaseClaim, swapClaim } from './claims.js';
+import { type Claim, decodeClaim, newer, releaseClaim, swapClaim, swapClaims } from './claims.js';
+import { MAX_TXN_OPS } from './etcd.js';
 import type { EtcdContext } from './context.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 
@@ -66,6 +67,49 @@ export class SessionRecords {
     this.mine.set(clientId, at);
     this.pending.add(clientId);
     void this.write(clientId, at);
+  }
+
+  /**
+   * Many sessions arrived here at once (a batch): claimed MAX_TXN_OPS to a transaction. Resolves with true once
+   * every claim is in etcd; a claim a transaction did not take is tried again alone, as claim() does.
+   */
+  async claimAll(clientIds: readonly string[], at = Date.now()): Promise<boolean> {
+    for (const id of clientIds) {
+      this.mine.set(id, at);
+      this.pending.add(id);
+    }
+    let all = true;
+    for (let i = 0; i < clientIds.length; i += MAX_TXN_OPS) {
+      const ids = clientIds.slice(i, i + MAX_TXN_OPS).filter((id) => this.mine.get(id) === at);
+      const claim: Claim = { node: this.ctx.self, at };
+      let results: Awaited<ReturnType<typeof swapClaims>> = [];
+      try {
+        if (!this.stopped) results = await swapClaims(this.ctx, ids.map((id) => ({ key: this.ctx.keys.session(id), claim })));
+      } catch (err) {
+        this.ctx.log.debug({ sessions: ids.length, err: (err as Error).message }, 'cluster: recording sessions failed: retrying one by one');
+      }
+      ids.forEach((id, k) => {
+        const r = results[k];
+        if (r?.taken === true) this.pending.delete(id);
+        else if (r?.taken === false) {
+          all = false; // another node's record (a newer claim): not ours to vouch for
+          this.seen(id, r.newer);
+        } else {
+          all = false;
+          void this.write(id, at);
+        }
+      });
+    }
+    return all;
+  }
+
+  /**
+   * A session moved away whose new node recorded itself (a batch acknowledged after its claims): its record is
+   * that node's now, so nothing of this node's is left to release.
+   */
+  forget(clientId: string): void {
+    this.mine.delete(clientId);
+    this.pending.delete(clientId);
   }
 
   private async write(clientId: string, at: number): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Lease } from 'etcd3';
-import { parseShared } from '../protocol/validate.js';
 import type { Snapshot, StoredDelivery } from '../store/types.js';
-import { type MoveFrame, type MovingSession, SessionCodec } from './session-codec.js';
+import { type MoveFrame, type MovingSession, SessionCodec, routesOf } from './session-codec.js';
+import { BatchMoves, MOVE_BATCH, planDrain } from './batch-moves.js';
 import { watchPrefix, type PrefixWatch } from './watch.js';
 import type { EtcdContext } from './context.js';
 import type { MemberInfo } from './members.js';
@@ -12,8 +12,9 @@ export type { MovingSession } from './session-codec.js';
 /** How long each step of a move (the new node's acknowledgement, the delta, an answer) may take. */
 const STEP_TIMEOUT_MS = 5000;
 /**
- * Sessions pushed away at once while a node drains. The moves to one node share their fences (fences.ts), so
- * the more at once, the fewer fences per session; each move in flight holds one snapshot in memory.
+ * Single moves under way at once while a node drains (to nodes that read no batch frames). The moves to one node
+ * share their fences (fences.ts), so the more at once, the fewer fences per session; each move in flight holds
+ * one snapshot in memory.
  */
 const PUSH_CONCURRENCY = 256;
 /** The value of a `moved/` key by which a draining node declines a session. */
@@ -71,7 +72,8 @@ type Outcome = 'adopted' | 'none' | 'redirect' | 'late';
  *    published in between may reach both (delivered twice, as QoS 1 allows; never lost).
  *
  * A node where a client connects without its session asks the holder through `handoff/<holder>/<id>` (a pull);
- * a draining node pushes each persistent session it holds to a live node.
+ * a draining node pushes each persistent session it holds to a live node, many to a value where that node reads
+ * batch frames (batch-moves.ts: the same steps, once per batch), one at a time otherwise.
  */
 export class SessionMover {
   private readonly codec = new SessionCodec();
@@ -86,6 +88,8 @@ export class SessionMover {
   private readonly arrivals = new Map<string, (outcome: Outcome) => void>();
   /** Who holds which session (`sessions/<id>`), and the copies this node must hand over. */
   private readonly records: SessionRecords;
+  /** Moves of many sessions at once, to nodes that read them (a drain). */
+  private readonly batches: BatchMoves;
 
   constructor(
     private readonly ctx: EtcdContext,
@@ -99,6 +103,24 @@ export class SessionMover {
       this.members().get(node)?.features?.includes(feature) === true,
   ) {
     this.records = new SessionRecords(ctx, (clientId, holder) => void this.handOver(clientId, holder));
+    this.batches = new BatchMoves({
+      ctx, host, routing, stepMs: STEP_TIMEOUT_MS,
+      busy: (id) => this.busy.has(id),
+      track: (id, work) => this.track(id, work),
+      awaitDelta: (id, ms) => {
+        if (!this.arrivals.has(id)) void this.track(id, this.expect(id, ms));
+      },
+      adopted: (id) => this.arrivals.get(id)?.('adopted'),
+      claim: (id) => this.records.claim(id),
+      claimAll: (ids) => this.records.claimAll(ids),
+      forget: (id) => this.records.forget(id),
+      leaving: () => this.leaving,
+      readsIds: (node) => this.readsIds(node),
+      put: (key, value) => this.put(key, value),
+      remove: (key) => this.remove(key),
+      pushOne: (id, refused) => this.push(id, new Set(refused)),
+      sendOne: (id, moving, to) => this.send(id, moving, to),
+    });
   }
 
   async start(): Promise<void> {
@@ -116,6 +138,11 @@ export class SessionMover {
     }));
     this.watches.push(await on(keys.moves(self), (id, value, key) => void this.arrive(id, value, key)));
     this.watches.push(await on(keys.handoff(self), (id, value, key) => void this.give(id, value.toString(), key)));
+    this.watches.push(await on(keys.batched(self), (id, value, key) => {
+      void this.remove(key);
+      this.batches.acked(id, value);
+    }));
+    this.watches.push(await on(keys.batches(self), (id, value, key) => void this.batches.arrive(id, value, key)));
     await this.records.start();
   }
 
@@ -181,26 +208,36 @@ export class SessionMover {
     for (let round = 0; round < 3 && Date.now() < deadline; round++) {
       const queue = held().filter((id) => !tried.has(id));
       if (queue.length === 0) break;
+      const targets = this.targets(new Set());
+      // Nodes that read batch frames get batches; older ones (a rolling upgrade) single moves.
+      const plan = planDrain(queue, (id) => pick(id, targets), (node) => this.reads(node, MOVE_BATCH));
       const worker = async (): Promise<void> => {
-        for (let id = queue.shift(); id !== undefined && Date.now() < deadline; id = queue.shift()) {
+        for (let id = plan.single.shift(); id !== undefined && Date.now() < deadline; id = plan.single.shift()) {
           tried.add(id);
           if (await this.push(id)) moved++;
         }
       };
-      await Promise.all(Array.from({ length: PUSH_CONCURRENCY }, worker));
+      const batched = [...plan.batches].map(async ([to, ids]) => {
+        for (const id of ids) tried.add(id);
+        moved += await this.batches.pushTo(to, ids, deadline);
+      });
+      await Promise.all([...Array.from({ length: PUSH_CONCURRENCY }, worker), ...batched]);
     }
     return moved;
   }
 
+  /** Live nodes that are not draining and did not refuse, in a stable order. */
+  private targets(refused: ReadonlySet<string>): string[] {
+    return [...this.members()]
+      .filter(([n, info]) => n !== this.ctx.self && info.draining !== true && !refused.has(n)).map(([n]) => n).sort();
+  }
+
   /** Pushes one session to a live node, chosen by its client id; another one if that node refuses. */
-  private async push(clientId: string): Promise<boolean> {
-    const refused = new Set<string>();
+  private async push(clientId: string, refused = new Set<string>()): Promise<boolean> {
     for (;;) {
       while (this.busy.has(clientId)) await this.settled(clientId);
-      const targets = [...this.members()]
-        .filter(([n, info]) => n !== this.ctx.self && info.draining !== true && !refused.has(n)).map(([n]) => n).sort();
-      if (targets.length === 0) return false;
-      const to = targets[hash(clientId) % targets.length] as string;
+      const to = pick(clientId, this.targets(refused));
+      if (to === null) return false;
       const moving = this.host.snapshot(clientId, to);
       if (moving === null) return false;
       const result = await this.track(clientId, this.send(clientId, moving, to));
@@ -423,12 +460,9 @@ export function hash(s: string): number {
   return h >>> 0;
 }
 
-/** The routes a session's subscriptions make (see Router: a filter, or `$share/<group>/<filter>`). */
-function routesOf(m: MovingSession): string[] {
-  return m.session.subscriptions.map((s) => {
-    const shared = parseShared(s.raw);
-    return shared !== null && shared !== 'invalid' ? `$share/${shared.group}/${shared.filter}` : s.raw;
-  });
+/** The node of `targets` a session goes to, spread by its client id; null when there is none. */
+function pick(clientId: string, targets: readonly string[]): string | null {
+  return targets.length === 0 ? null : targets[hash(clientId) % targets.length] as string;
 }
 
 /** For tests and callers that build a snapshot of one moving session. */
