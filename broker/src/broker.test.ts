@@ -176,3 +176,32 @@ test('a CONNACK fits the client\'s Maximum Packet Size: announcements go first; 
   assert.equal((await normal.connect('normal')).properties?.topicAliasMaximum, DEFAULTS.mqtt.topic_alias_maximum, 'others keep theirs');
   await b.close(100);
 });
+
+test('a merged copy also takes out what this copy has in flight and the other copy completed', async () => {
+  const b = broker();
+  const c = new TestClient(b, 5);
+  await c.connect('c', { clean: false, properties: { sessionExpiryInterval: 60 } });
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 't', qos: 2 }] });
+  await c.until((r) => r.some((p) => p.cmd === 'suback'));
+  const pub = new TestClient(b, 5);
+  await pub.connect('pub');
+  for (let i = 1; i <= 2; i++) pub.send(publish('t', 2, i, `m${i}`));
+  await c.until((r) => r.filter((p) => p.cmd === 'publish').length === 2); // sent, never acknowledged
+  c.send({ cmd: 'disconnect' });
+  await c.until(() => c.closed);
+  const session = b.sessions.get('c');
+  assert.ok(session);
+  const ids = [...session.inflight.values()].map((d) => d.message.id as string);
+  assert.equal(ids.length, 2, 'both in flight');
+  // The other copy sent m1 to the client on another node and completed it there.
+  b.merge({
+    session: { clientId: 'c', username: undefined, expiryInterval: 60, disconnectedAt: Date.now(), will: null, subscriptions: [] },
+    deliveries: [], incoming: [], mark: 0, seen: [ids[0] as string],
+  });
+  const back = new TestClient(b, 5);
+  await back.connect('c', { clean: false, properties: { sessionExpiryInterval: 60 } });
+  await back.until((r) => r.filter((p) => p.cmd === 'publish').length === 1);
+  assert.deepEqual(back.all('publish').map((p) => [String((p as IPublishPacket).payload), (p as IPublishPacket).dup]), [['m2', true]], 'only m2 is sent again');
+  assert.equal(b.stats.dropsByReason.get('duplicate'), 1);
+  await b.close(100);
+});

@@ -410,6 +410,13 @@ export class Broker implements SessionContext {
         store?.deleteDelivery(session.clientId, d.seq);
         this.dropped(session.clientId, d.message, 'duplicate');
       }
+      // In flight here too: sent from this copy to an earlier connection, completed through the other (the
+      // client has released that packet id), so sending it again with DUP would be a second delivery.
+      for (const d of [...session.inflight.values()]) {
+        if (!taken(d)) continue;
+        session.dropInflight(d);
+        this.dropped(session.clientId, d.message, 'duplicate');
+      }
       session.remember(moving.seen);
     }
     this.log.info({ clientId: session.clientId, messages: moving.deliveries.length }, 'cluster: another copy of this session merged into it');
@@ -419,6 +426,11 @@ export class Broker implements SessionContext {
   /** ClusterHost: the persistent sessions held here. */
   *heldSessions(): Iterable<string> {
     for (const s of this.sessions.values()) if (!s.ended && s.expiryInterval > 0) yield s.clientId;
+  }
+
+  /** ClusterHost: resolves once everything written to the store so far is durable (at once without a store). */
+  durable(): Promise<void> {
+    return this.store?.flush() ?? Promise.resolve();
   }
 
   /** A session of this client id is held here but on its way to another node (between snapshot and finish). */

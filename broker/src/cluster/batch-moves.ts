@@ -242,15 +242,18 @@ export class BatchMoves {
       await this.m.remove(key);
       return;
     }
-    await this.m.remove(key);
     if (batch.kind === 'deltas') {
       for (const { clientId, frame } of batch.items) {
         if (frame.kind !== 'delta') continue;
         host.appendMoved(clientId, frame.mark, frame.deliveries);
         this.m.adopted(clientId);
       }
+      // Deleted once in the store: after a crash before that, the restarted node reads the deltas again.
+      await host.durable().catch(() => undefined);
+      await this.m.remove(key);
       return;
     }
+    await this.m.remove(key);
     const ackKey = ctx.keys.batched(batch.from, batchId);
     if (this.m.leaving()) {
       await this.m.put(ackKey, Buffer.from(REFUSED)).catch(() => undefined);
@@ -279,6 +282,8 @@ export class BatchMoves {
         this.m.claimAll(installed),
         new Promise<false>((resolve) => setTimeout(() => resolve(false), this.m.stepMs).unref()),
       ]);
+      // In the store before the old node ends its copies: a crash here then loses nothing.
+      await host.durable();
       // Acknowledged once every session of it is reachable; routes etcd did not take in time decline all of them.
       if (!await this.m.routing.written(Math.max(until - Date.now(), 100))) {
         ctx.log.warn({ from: batch.from, sessions: batch.items.length }, 'cluster: the routes of a batch taken over are not in etcd in time: declining it');

@@ -44,6 +44,12 @@ export interface SessionHost {
   appendMoved(clientId: string, mark: number, deliveries: StoredDelivery[]): void;
   /** True when a session of this client id is held here. */
   holds(clientId: string): boolean;
+  /**
+   * Resolves once what this node has written to its store so far is durable. A move is acknowledged, and its
+   * delta let go of (its key deleted), only after that: a crash of the new node right after would otherwise lose
+   * what the old node has ended already.
+   */
+  durable(): Promise<void>;
 }
 
 /** What a move needs from routing. */
@@ -348,14 +354,17 @@ export class SessionMover {
       await this.remove(key);
       return;
     }
+    if (frame.kind === 'delta') {
+      // Deleted once in the store: after a crash before that, the restarted node reads the delta again.
+      this.host.appendMoved(clientId, frame.mark, frame.deliveries);
+      this.arrivals.get(clientId)?.('adopted');
+      await this.host.durable().catch(() => undefined);
+      await this.removeIfSame(key, value);
+      return;
+    }
     await this.remove(key);
     if (frame.kind === 'none' || frame.kind === 'redirect') {
       this.arrivals.get(clientId)?.(frame.kind);
-      return;
-    }
-    if (frame.kind === 'delta') {
-      this.host.appendMoved(clientId, frame.mark, frame.deliveries);
-      this.arrivals.get(clientId)?.('adopted');
       return;
     }
     if (this.leaving) {
@@ -374,6 +383,8 @@ export class SessionMover {
       // Acknowledged only once the session is reachable. Routes etcd has not taken in time (etcd away, no lease)
       // make this node decline: the old node keeps its copy and tries another node (or keeps it), and the copy
       // installed here meets the newer record of the node that takes it and is handed over (records.ts).
+      // In the store before the old node ends its copy: a crash here then loses nothing.
+      await this.host.durable();
       if (!await this.routing.written(STEP_TIMEOUT_MS)) {
         this.ctx.log.warn({ clientId, from: frame.from }, 'cluster: the routes of a session taken over are not in etcd in time: declining it');
         await this.put(this.ctx.keys.moved(frame.from, clientId), Buffer.from(REFUSED));
@@ -429,6 +440,12 @@ export class SessionMover {
   private async put(key: string, value: Buffer): Promise<void> {
     const lease = this.lease();
     await (lease !== null ? lease.put(key) : this.ctx.client.put(key)).value(value).exec();
+  }
+
+  /** Deletes `key` unless it holds another value by now (a frame put there since, by another node). */
+  async removeIfSame(key: string, value: Buffer): Promise<void> {
+    const { client } = this.ctx;
+    await client.if(key, 'Value', '==', value).then(client.delete().key(key)).commit().catch(() => undefined);
   }
 
   private async remove(key: string): Promise<void> {

@@ -173,6 +173,17 @@ export class Session {
     return true;
   }
 
+  /** Drops an in-flight delivery that another copy of this session completed (Broker.merge); counted there. */
+  dropInflight(d: Delivery): void {
+    if (this.inflight.get(d.packetId) !== d) return;
+    this.inflight.delete(d.packetId);
+    if (d.held) {
+      d.held = false;
+      this.heldCount--;
+    }
+    this.store?.deleteDelivery(this.clientId, d.seq);
+  }
+
   /** The identities firstTime() remembers, oldest first (they travel with the session when it moves). */
   recentIdentities(): string[] {
     return this.recentIds === null ? [] : [...this.recentIds];
