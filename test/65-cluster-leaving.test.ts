@@ -101,3 +101,30 @@ test('a client that comes back to the node its session is leaving waits for the 
     watcher.close();
   }
 });
+
+test('a client that connects where its session is arriving is answered once the messages its old node queued meanwhile are there', T, async () => {
+  const [n1, n2, n3] = nodes as [RunningBroker, RunningBroker, RunningBroker];
+  const persistent: IClientOptions = { clientId: 'arriving', clean: false, properties: { sessionExpiryInterval: 3600 } };
+  const first = await open(n1, persistent);
+  await first.c.subscribeAsync('arriving/t', { qos: 1 });
+  await first.c.endAsync();
+  n3.proc.kill('SIGSTOP'); // the move's fence waits for n3: the session sits on n2 without its delta meanwhile
+  const watcher = new Etcd3({ hosts: `http://${etcd.endpoint}` });
+  try {
+    const keys = new Keys(cluster);
+    const w = await watcher.watch().key(keys.moved('n1', 'arriving')).create();
+    const acked = new Promise<void>((resolve) => w.on('put', () => resolve()));
+    const moved = n1.waitForLog((r) => r['msg'] === 'cluster: persistent session moved to another node' && r['clientId'] === 'arriving', 30_000);
+    const pulling = open(n2, persistent);
+    await acked; // installed on n2, its delta still on n1
+    const second = await open(n2, persistent);
+    const connackAt = Date.now();
+    assert.equal(second.present, true);
+    const end = await moved; // its time is n1's clock: the same machine's
+    assert.ok(Number(end['time']) <= connackAt, 'CONNACK only after the old node sent what it queued and ended its copy');
+    await pulling.catch(() => undefined);
+  } finally {
+    n3.proc.kill('SIGCONT');
+    watcher.close();
+  }
+});

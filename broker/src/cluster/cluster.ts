@@ -271,6 +271,11 @@ export class Cluster implements Hook {
    * `etcd.session_wait` for the node to join the cluster, for etcd and for the holder. Past that the client gets
    * a new session here; the old copy's messages follow once its node can hand them over (session-records.ts).
    */
+  /** True while a move of the session of `clientId` is under way on this node (a resuming client waits). */
+  moving(clientId: string): boolean {
+    return this.started && this.sessions.moving(clientId);
+  }
+
   async fetchSession(clientId: string, gone?: AbortSignal): Promise<void> {
     const deadline = Date.now() + this.host.config.etcd.session_wait * 1000;
     if (!this.started) {

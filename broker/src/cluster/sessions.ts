@@ -452,6 +452,11 @@ export class SessionMover {
     await this.ctx.client.delete().key(key).exec().catch(() => undefined);
   }
 
+  /** True while a move of `clientId` is under way here (out, or in and waiting for its delta). */
+  moving(clientId: string): boolean {
+    return this.busy.has(clientId);
+  }
+
   /** A persistent session is held here now. */
   claim(clientId: string): void {
     this.records.claim(clientId);

@@ -39,9 +39,11 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   }
   const cluster = conn.broker.cluster;
   const broker = conn.broker;
-  if (!packet.clean && cluster !== null && (!broker.sessions.has(conn.clientId) || broker.isLeaving(conn.clientId))) {
-    // Its persistent session may be on another node, or leaving this one: it moves here first (after the move
-    // in progress ends), unless the client leaves meanwhile.
+  const id = conn.clientId;
+  if (!packet.clean && cluster !== null && (!broker.sessions.has(id) || broker.isLeaving(id) || cluster.moving(id))) {
+    // Its persistent session may be on another node, leaving this one, or arriving here with the messages its
+    // old node queued meanwhile still to come: the move ends first (what the old node queued goes out ahead of
+    // what came here since), unless the client leaves meanwhile.
     await cluster.fetchSession(conn.clientId, conn.loginSignal());
     conn.loginDone();
     if (conn.closed) return;
