@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { reusablePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { report } from './helpers/reliability.js';
 import { strictConnect } from './helpers/strict/tap.js';
 
@@ -77,7 +77,7 @@ function until(clients: MqttClient[], check: () => boolean, ms: number, what: ()
 
 test('SIGKILL at random moments loses no acknowledged QoS 1/2 message', { timeout: 180000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'smq-durable-'));
-  const port = await freePort();
+  const port = await reusablePort();
   const config = { port, ws: { enable: false }, sys_interval: 0, store: { dir, durability: 'fsync' } };
   let broker: RunningBroker = await startBroker({ config });
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Store, type MqttClient } from 'mqtt';
-import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { reusablePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { report } from './helpers/reliability.js';
 import { strictConnect } from './helpers/strict/tap.js';
@@ -41,7 +41,7 @@ function startNode(id: string): Promise<RunningBroker> {
 before(async () => {
   etcd = await startEtcd();
   for (const id of ['pod-0', 'pod-1', 'pod-2']) {
-    ports.set(id, await freePort());
+    ports.set(id, await reusablePort());
     dirs.set(id, mkdtempSync(join(tmpdir(), `smq-${id}-`)));
   }
   await Promise.all([...ports.keys()].map(startNode));

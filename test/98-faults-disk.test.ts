@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { reusablePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { Ledger, since, Stream, waitFor, within } from './helpers/faults.js';
 import { report } from './helpers/reliability.js';
 import { strictConnect } from './helpers/strict/tap.js';
@@ -50,7 +50,7 @@ function start(): Promise<RunningBroker> {
 
 before(async () => {
   if (!mounted) return;
-  port = await freePort();
+  port = await reusablePort();
   await start();
 });
 

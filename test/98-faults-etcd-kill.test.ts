@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { reusablePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { Ledger, since, Stream, waitFor, within } from './helpers/faults.js';
 import { report } from './helpers/reliability.js';
@@ -29,7 +29,7 @@ const cluster = `etcdkill${process.pid}`;
 
 before(async () => {
   etcd = await startEtcd();
-  for (const id of IDS) ports.set(id, await freePort());
+  for (const id of IDS) ports.set(id, await reusablePort());
   await Promise.all(IDS.map((id) => startBroker({
     config: {
       cluster, broker: id, port: ports.get(id),

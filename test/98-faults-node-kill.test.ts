@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { freePort, startBroker, type RunningBroker } from './helpers/broker.js';
+import { reusablePort, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
 import { Ledger, since, Stream, waitFor } from './helpers/faults.js';
 import { report } from './helpers/reliability.js';
@@ -56,7 +56,7 @@ function startNode(id: string, leaseTtl = 10): Promise<RunningBroker> {
 before(async () => {
   etcd = await startEtcd();
   for (const id of ['n1', 'n2', 'n3', 'n4']) {
-    ports.set(id, await freePort());
+    ports.set(id, await reusablePort());
     dirs.set(id, mkdtempSync(join(tmpdir(), `smq-${id}-`)));
   }
   await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id)));

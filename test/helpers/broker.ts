@@ -3,7 +3,7 @@
  * and waits for its "broker ready" log line to learn the ports it bound (tests use port 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -77,6 +77,35 @@ export function writeConfig(config: Record<string, unknown>): string {
 }
 
 /** A free loopback TCP port (for brokers that cannot bind port 0 and report it). */
+/**
+ * A free port below the kernel's ephemeral range, for a listener a test restarts on the same port (a node or an
+ * etcd member that is killed and started again). A port from freePort() lies inside that range: while its
+ * listener is down, a client connection made meanwhile can get it as its own source port, and the restart then
+ * fails with EADDRINUSE (the checker hit this).
+ */
+export async function reusablePort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // Not Linux: the usual default.
+  }
+  const from = 10000;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = from + Math.floor(Math.random() * Math.max(1, low - from));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port between ${from} and ${low}`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();

@@ -10,7 +10,7 @@ import { get as httpsGet } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './broker.js';
+import { reusablePort } from './broker.js';
 
 export interface RunningEtcd {
   /** `127.0.0.1:<port>`, as `etcd.endpoints` takes it. */
@@ -49,8 +49,9 @@ function healthTls(url: string, tls: EtcdTls): Promise<boolean> {
 
 export async function startEtcd(tls?: EtcdTls): Promise<RunningEtcd> {
   const dir = mkdtempSync(join(tmpdir(), 'smq-etcd-'));
-  const client = await freePort();
-  const peer = await freePort();
+  // A restarted etcd takes the same ports again (reusablePort: outside the ephemeral range).
+  const client = await reusablePort();
+  const peer = await reusablePort();
   const endpoint = `127.0.0.1:${client}`;
   const scheme = tls ? 'https' : 'http';
   const args = [
@@ -156,7 +157,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Run
   const bin = options.bin ?? process.env['SMQ_ETCD_BIN'] ?? 'etcd';
   const dir = mkdtempSync(join(tmpdir(), 'smq-etcd-cluster-'));
   const members: { name: string; client: number; peer: number }[] = [];
-  for (let i = 0; i < options.size; i++) members.push({ name: `m${i}`, client: await freePort(), peer: await freePort() });
+  for (let i = 0; i < options.size; i++) members.push({ name: `m${i}`, client: await reusablePort(), peer: await reusablePort() });
   const initial = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
   const procs: (ChildProcess | null)[] = members.map(() => null);
   const stderr: string[] = members.map(() => '');

@@ -20,7 +20,7 @@ import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { ROOT, freePort } from './broker.js';
+import { ROOT, reusablePort } from './broker.js';
 
 /** A Kafka broker started by {@link startKafka}. */
 export interface RunningKafka {
@@ -238,8 +238,8 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   const { lib, archive } = kafkaInstall();
   const timeoutMs = options.timeoutMs ?? 90_000;
   const dir = mkdtempSync(join(tmpdir(), 'smq-kafka-'));
-  const port = await freePort();
-  const controllerPort = await freePort();
+  const port = await reusablePort();
+  const controllerPort = await reusablePort();
   const brokers = [`127.0.0.1:${port}`];
   const logFile = join(dir, 'kafka.log');
   const propsFile = join(dir, 'server.properties');

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, startBroker, type RunningBroker } from '../helpers/broker.js';
+import { reusablePort, startBroker, type RunningBroker } from '../helpers/broker.js';
 import { startEtcdCluster, type RunningEtcdCluster } from '../helpers/etcd.js';
 import { startProxy, type TcpProxy } from '../helpers/proxy.js';
 import type { History } from './history.js';
@@ -55,10 +55,10 @@ export class Topology {
     const topo = new Topology(`checker${process.pid}x${Date.now() % 100_000}`, etcd, leaseTtl, history);
     for (const id of ids) {
       mkdirSync(join(dir, `store-${id}`), { recursive: true });
-      const port = await freePort();
+      const port = await reusablePort(); // restarted on it: outside the ephemeral range
       const etcdProxies = await Promise.all(etcd.endpoints.map((e) => startProxy({ port: Number(e.split(':')[1]) })));
       topo.nodes.set(id, {
-        id, port, httpPort: await freePort(), dir: join(dir, `store-${id}`),
+        id, port, httpPort: await reusablePort(), dir: join(dir, `store-${id}`),
         etcdProxies, clientProxy: await startProxy({ port }), broker: null, paused: false, lives: [],
       });
     }
