@@ -49,6 +49,9 @@ export interface ClusterHost extends SessionHost {
   connectedClients(): Iterable<{ clientId: string; at: number }>;
 }
 
+/** The scope of a held message delivered here again once the view is current: ordinary subscriptions only. */
+const LOCAL_AGAIN: DeliveryScope = { normal: true, groups: [] };
+
 /** One message on its way to one node. */
 class Target implements BatchEntry {
   normal = false;
@@ -243,6 +246,9 @@ export class Cluster implements Hook {
   private async resend(held: readonly Message[]): Promise<void> {
     let sent = 0;
     for (const message of held) {
+      // Here too: a session may have come here since (pushed by a draining node that had it when this one
+      // routed the first copy there); those that took the first copy here drop this one by its identity.
+      this.host.deliverFromCluster(message, LOCAL_AGAIN);
       const nodes = new Set<string>();
       for (const r of this.routes.match(message.topic)) if (r.group === null) nodes.add(r.node);
       for (const node of nodes) {
