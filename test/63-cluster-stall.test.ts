@@ -131,6 +131,30 @@ test('a node stopped past its lease acknowledges what it read on waking only onc
   assert.equal(s2.got.filter((m) => m === 'asleep-2').length, 1, 'the QoS 2 message arrives once, though n1 sent it twice');
 });
 
+test('a shared group whose member moved while a node slept gets what that node acknowledged on waking', T, async () => {
+  const [n1, n2, n3] = [node('n1'), node('n2'), node('n3')];
+  const topic = 'stall/g';
+  const member = await open(n2, { clientId: 'stall-member', ...persistent });
+  await member.c.subscribeAsync(`$share/g/${topic}`, { qos: 1 });
+  const p = await open(n1, { clientId: 'stall-gpub' });
+  await p.c.publishAsync(topic, 'g-before', { qos: 1 });
+  await member.receives('g-before', 'n1 routes to the group member on n2');
+
+  const acked = p.c.publishAsync(topic, 'g-asleep', { qos: 1 });
+  n1.proc.kill('SIGSTOP');
+  await memberLeft(n2, 'n1');
+  await memberLeft(n3, 'n1');
+  // The member's session moves to n3 while n1 sleeps: n1's view still picks n2 for the group.
+  await member.c.endAsync();
+  const moved = n2.waitForLog((r) => r['msg'] === 'cluster: persistent session moved to another node' && r['clientId'] === 'stall-member', 30_000);
+  const again = await open(n3, { clientId: 'stall-member', ...persistent });
+  assert.equal(again.present, true, 'the member\'s session moved to n3');
+  await moved;
+  n1.proc.kill('SIGCONT');
+  await acked;
+  await again.receives('g-asleep', 'a group message n1 acknowledged after waking');
+});
+
 test('a client whose session\'s node is down waits for the node and keeps its session and its queue', T, async () => {
   const [n2, n3] = [node('n2'), node('n3')];
   const topic = 'stall/b';

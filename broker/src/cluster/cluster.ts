@@ -84,6 +84,8 @@ export class Cluster implements Hook {
   readonly bridge: MappingSync;
   /** Whether this node's view of the routes can be trusted; acknowledgements wait while it cannot (view.ts). */
   readonly view: ViewGuard;
+  /** The node each shared group of a held message was sent to (see regroup()). */
+  private readonly heldGroups = new WeakMap<Message, Map<string, string>>();
   private readonly strategy: SharedStrategy;
   /** Round-robin position per shared group, for picking the node that gets a message. */
   private readonly turns = new Map<string, number>();
@@ -202,6 +204,7 @@ export class Cluster implements Hook {
     if (routes.length === 0) return unsure ? this.view.hold(message) : undefined;
     const targets = new Map<string, Target>();
     let groups: Map<string, string[]> | null = null;
+    let local: string[] | null = null;
     for (const r of routes) {
       if (r.group === null) {
         let t = targets.get(r.node);
@@ -210,7 +213,10 @@ export class Cluster implements Hook {
         continue;
       }
       // A group with a member here keeps the message here (the local router delivers it).
-      if (this.host.router.hasGroup(r.group, r.filter)) continue;
+      if (this.host.router.hasGroup(r.group, r.filter)) {
+        if (unsure) (local ??= []).push(`${r.group}\u0000${r.filter}`);
+        continue;
+      }
       const key = `${r.group}\u0000${r.filter}`;
       groups ??= new Map();
       const nodes = groups.get(key);
@@ -226,7 +232,12 @@ export class Cluster implements Hook {
       }
     }
     for (const [node, t] of targets) this.outbox.add(node, t);
-    return unsure ? this.view.hold(message) : undefined;
+    if (!unsure) return undefined;
+    const picked = new Map<string, string>();
+    for (const [node, t] of targets) for (const key of t.groups) picked.set(key, node);
+    for (const key of local ?? []) picked.set(key, this.nodeId);
+    this.heldGroups.set(message, picked);
+    return this.view.hold(message);
   }
 
   /** A QoS 1/2 message published before the node has any view: held, with an identity for its one copy later. */
@@ -249,6 +260,7 @@ export class Cluster implements Hook {
       // Here too: a session may have come here since (pushed by a draining node that had it when this one
       // routed the first copy there); those that took the first copy here drop this one by its identity.
       this.host.deliverFromCluster(message, LOCAL_AGAIN);
+      sent += this.regroup(message);
       const nodes = new Set<string>();
       for (const r of this.routes.match(message.topic)) if (r.group === null) nodes.add(r.node);
       for (const node of nodes) {
@@ -260,6 +272,37 @@ export class Cluster implements Hook {
     }
     if (sent > 0) this.log.info({ messages: sent }, 'cluster: messages routed by a stale view sent again to the nodes they match now');
     await this.outbox.settled();
+  }
+
+  /**
+   * A held message's shared groups: each got its one copy by the stale view, here or on the node then picked. A
+   * group that node no longer has a member of (it drained, or its members moved), or that the stale view did
+   * not show at all, gets the message from a node picked now; the others keep their copy (a member that moved
+   * took it along). Returns the copies sent.
+   */
+  private regroup(message: Message): number {
+    const picked = this.heldGroups.get(message);
+    this.heldGroups.delete(message);
+    const groups = new Map<string, string[]>();
+    const still = new Set<string>();
+    for (const r of this.routes.match(message.topic)) {
+      if (r.group === null) continue;
+      const key = `${r.group}\u0000${r.filter}`;
+      if (picked?.get(key) === this.nodeId || this.host.router.hasGroup(r.group, r.filter)) continue;
+      if (picked?.get(key) === r.node) still.add(key);
+      const nodes = groups.get(key);
+      if (nodes === undefined) groups.set(key, [r.node]);
+      else nodes.push(r.node);
+    }
+    let sent = 0;
+    for (const [key, nodes] of groups) {
+      if (still.has(key)) continue;
+      const t = new Target(message);
+      t.groups.push(key);
+      this.outbox.add(this.pickNode(key, nodes, message), t);
+      sent++;
+    }
+    return sent;
   }
 
   /** A promise while publishers must pause: too many messages wait for the view to catch up. */
