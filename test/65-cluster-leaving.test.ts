@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import type { IClientOptions, MqttClient } from 'mqtt';
+import { decodeClaim } from '../broker/src/cluster/claims.js';
 import { Keys } from '../broker/src/cluster/keys.js';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
@@ -27,7 +28,8 @@ function startNode(id: string): Promise<RunningBroker> {
   return startBroker({
     config: {
       cluster, broker: id, store: { dir: mkdtempSync(join(tmpdir(), `smq-65-${id}-`)) }, ws: { enable: false },
-      etcd: { endpoints: [etcd.endpoint], lease_ttl: 10, session_wait: 20 },
+      // A lease longer than n3 is ever stopped here: n3 stays a member, so each move's fence waits for it.
+      etcd: { endpoints: [etcd.endpoint], lease_ttl: 30, session_wait: 20 },
     },
     timeoutMs: 30_000,
   });
@@ -58,6 +60,22 @@ function receives(client: { c: MqttClient; got: string[] }, payload: string): Pr
   });
 }
 
+/**
+ * Resolves once etcd's record of the session of `clientId` names `node` (a pull asks the node named there; a
+ * record not yet written would make the other node start a new session instead).
+ */
+async function recorded(watcher: Etcd3, clientId: string, node: string): Promise<void> {
+  const key = new Keys(cluster).session(clientId);
+  const w = await watcher.watch().key(key).create();
+  try {
+    const names = (v: string | null): boolean => v !== null && decodeClaim(v).node === node;
+    const put = new Promise<void>((resolve) => w.on('put', (kv) => { if (names(kv.value.toString())) resolve(); }));
+    if (!names(await watcher.get(key).string())) await put;
+  } finally {
+    await w.cancel();
+  }
+}
+
 before(async () => {
   etcd = await startEtcd();
   for (const id of ['n1', 'n2', 'n3']) nodes.push(await startNode(id));
@@ -80,8 +98,9 @@ test('a client that comes back to the node its session is leaving waits for the 
   await first.c.endAsync();
   // n3 stopped, but still a member: the move's fence waits for its answer (up to 5 s), which holds the session
   // between its snapshot and its end on n1.
-  n3.proc.kill('SIGSTOP');
   const watcher = new Etcd3({ hosts: `http://${etcd.endpoint}` });
+  await recorded(watcher, 'back', 'n1');
+  n3.proc.kill('SIGSTOP');
   try {
     // Watching before the request goes out, so that the fence cannot come and go unseen.
     const w = await watcher.watch().prefix(new Keys(cluster).fence('n1', '')).create();
@@ -108,20 +127,25 @@ test('a client that connects where its session is arriving is answered once the 
   const first = await open(n1, persistent);
   await first.c.subscribeAsync('arriving/t', { qos: 1 });
   await first.c.endAsync();
-  n3.proc.kill('SIGSTOP'); // the move's fence waits for n3: the session sits on n2 without its delta meanwhile
   const watcher = new Etcd3({ hosts: `http://${etcd.endpoint}` });
+  await recorded(watcher, 'arriving', 'n1');
+  n3.proc.kill('SIGSTOP'); // the move's fence waits for n3: the session sits on n2 without its delta meanwhile
   try {
     const keys = new Keys(cluster);
     const w = await watcher.watch().key(keys.moved('n1', 'arriving')).create();
     const acked = new Promise<void>((resolve) => w.on('put', () => resolve()));
-    const moved = n1.waitForLog((r) => r['msg'] === 'cluster: persistent session moved to another node' && r['clientId'] === 'arriving', 30_000);
+    // The fence's end comes before the delta is sent, which comes before n2 can have it: a CONNACK sent only
+    // once the move has ended comes after this line (both clocks are this machine's).
+    const since = Date.now(); // the first test's moves logged the same line earlier
+    const fenced = n1.waitForLog((r) => r['msg'] === 'cluster: nodes did not answer a fence in time: going on without them' &&
+      Number(r['time']) >= since, 30_000);
     const pulling = open(n2, persistent);
     await acked; // installed on n2, its delta still on n1
     const second = await open(n2, persistent);
     const connackAt = Date.now();
     assert.equal(second.present, true);
-    const end = await moved; // its time is n1's clock: the same machine's
-    assert.ok(Number(end['time']) <= connackAt, 'CONNACK only after the old node sent what it queued and ended its copy');
+    const end = await fenced;
+    assert.ok(Number(end['time']) <= connackAt, 'CONNACK only after the old node finished the move');
     await pulling.catch(() => undefined);
   } finally {
     n3.proc.kill('SIGCONT');
