@@ -30,13 +30,15 @@ fi
 # counts the tests of each file (scripts/test-counts.mjs): --test-force-exit ends a file once the tests it has
 # registered so far are done, so tests registered later (after a top-level await, in a timer) are never run nor
 # reported, and the file passes with fewer. The counts are compared with test/test-counts.json below.
+# scripts/sync-stdout.mjs (preloaded into the runner and each file) makes their stdout blocking: a file's report
+# still queued in a pipe when --test-force-exit ends it would otherwise be lost on a loaded machine.
 if [ -t 1 ]; then reporter=spec; else reporter=tap; fi
 counts="$(mktemp)"
 trap 'rm -f "$counts"' EXIT
-echo "==> running ${#files[@]} test files: node --test --test-concurrency=2 --test-force-exit --test-timeout=${test_timeout_ms} (dist/broker, dist/operator, dist/test)"
+echo "==> running ${#files[@]} test files: node --import ./scripts/sync-stdout.mjs --test --test-concurrency=2 --test-force-exit --test-timeout=${test_timeout_ms} (dist/broker, dist/operator, dist/test)"
 status=0
 SMQ_TEST_COUNTS_FILE="$counts" timeout --kill-after=30 "${run_timeout_s}" \
-  node --test --test-concurrency=2 --test-force-exit --test-timeout="${test_timeout_ms}" \
+  node --import ./scripts/sync-stdout.mjs --test --test-concurrency=2 --test-force-exit --test-timeout="${test_timeout_ms}" \
     --test-reporter="$reporter" --test-reporter-destination=stdout \
     --test-reporter=./scripts/test-counts.mjs --test-reporter-destination=/dev/null "${files[@]}" || status=$?
 if [ "$status" -ne 124 ] && [ "$status" -ne 137 ]; then
