@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { httpBase, startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
-import { strictConnect } from './helpers/strict/tap.js';
+import { openClient, type Opened } from './helpers/opened.js';
 
 const T = { timeout: 90_000 };
 const cluster = `s${process.pid}`;
@@ -35,36 +35,8 @@ function startNode(id: string): Promise<RunningBroker> {
   });
 }
 
-/** A connected MQTT.js client (v5), its CONNACK's session-present flag, and a wait for a payload. */
-interface Opened {
-  readonly c: MqttClient;
-  readonly present: boolean;
-  /** Resolves when `payload` arrives (or has), rejects naming `what` after 30 s. */
-  receives(payload: string, what: string): Promise<void>;
-}
-
-async function open(node: RunningBroker, options: IClientOptions): Promise<Opened> {
-  const c = strictConnect(`mqtt://127.0.0.1:${node.port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 30_000, ...options });
-  clients.add(c);
-  const got: string[] = [];
-  const waiting = new Map<string, () => void>();
-  c.on('message', (_t, payload) => {
-    const p = payload.toString();
-    got.push(p);
-    waiting.get(p)?.();
-  });
-  const present = await new Promise<boolean>((resolve, reject) => {
-    c.once('connect', (connack) => resolve(connack.sessionPresent));
-    c.once('error', reject);
-  });
-  const receives = (payload: string, what: string): Promise<void> => {
-    if (got.includes(payload)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what}: ${payload} not received; got ${JSON.stringify(got)}`)), 30_000);
-      waiting.set(payload, () => { clearTimeout(timer); resolve(); });
-    });
-  };
-  return { c, present, receives };
+function open(node: RunningBroker, options: IClientOptions): Promise<Opened> {
+  return openClient(node.port, { connectTimeout: 30_000, ...options }, clients);
 }
 
 /** Resolves once `node` logs that the session of `clientId` left it for another node. */

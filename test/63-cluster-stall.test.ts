@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
-import { strictConnect } from './helpers/strict/tap.js';
+import { openClient, type Opened } from './helpers/opened.js';
 
 const T = { timeout: 90_000 };
 const cluster = `st${process.pid}`;
@@ -45,35 +45,8 @@ function node(id: string): RunningBroker {
   return n;
 }
 
-/** A connected MQTT.js client (v5) with the payloads it got, in order, and a wait for one. */
-interface Opened {
-  readonly c: MqttClient;
-  readonly present: boolean;
-  readonly got: string[];
-  receives(payload: string, what: string): Promise<void>;
-}
-
 function open(n: RunningBroker, options: IClientOptions): Promise<Opened> {
-  const c = strictConnect(`mqtt://127.0.0.1:${n.port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 60_000, keepalive: 60, ...options });
-  clients.add(c);
-  const got: string[] = [];
-  const waiting = new Map<string, () => void>();
-  c.on('message', (_t, payload) => {
-    const p = payload.toString();
-    got.push(p);
-    waiting.get(p)?.();
-  });
-  const receives = (payload: string, what: string): Promise<void> => {
-    if (got.includes(payload)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what}: ${payload} not received; got ${JSON.stringify(got)}`)), 30_000);
-      waiting.set(payload, () => { clearTimeout(timer); resolve(); });
-    });
-  };
-  return new Promise<Opened>((resolve, reject) => {
-    c.once('connect', (connack) => resolve({ c, present: connack.sessionPresent, got, receives }));
-    c.once('error', reject);
-  });
+  return openClient(n.port, { keepalive: 60, ...options }, clients);
 }
 
 /** Resolves once `n` logs that `member` left the cluster (its lease expired). */

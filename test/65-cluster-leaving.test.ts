@@ -16,7 +16,7 @@ import { decodeClaim } from '../broker/src/cluster/claims.js';
 import { Keys } from '../broker/src/cluster/keys.js';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startEtcd, type RunningEtcd } from './helpers/etcd.js';
-import { strictConnect } from './helpers/strict/tap.js';
+import { openClient, type Opened } from './helpers/opened.js';
 
 const T = { timeout: 90_000 };
 const cluster = `lv${process.pid}`;
@@ -35,29 +35,8 @@ function startNode(id: string): Promise<RunningBroker> {
   });
 }
 
-/** A v5 client; resolves with it and its CONNACK's session-present flag once connected. */
-function open(node: RunningBroker, options: IClientOptions): Promise<{ c: MqttClient; present: boolean; got: string[] }> {
-  const c = strictConnect(`mqtt://127.0.0.1:${node.port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 60_000, ...options });
-  clients.add(c);
-  const got: string[] = [];
-  c.on('message', (_t, payload) => got.push(payload.toString()));
-  return new Promise((resolve, reject) => {
-    c.once('connect', (connack) => resolve({ c, present: connack.sessionPresent, got }));
-    c.once('error', reject);
-  });
-}
-
-/** Resolves once `client` got `payload`; rejects after 30 s. */
-function receives(client: { c: MqttClient; got: string[] }, payload: string): Promise<void> {
-  if (client.got.includes(payload)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${payload} not received; got ${JSON.stringify(client.got)}`)), 30_000);
-    client.c.on('message', (_t, p) => {
-      if (p.toString() !== payload) return;
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+function open(node: RunningBroker, options: IClientOptions): Promise<Opened> {
+  return openClient(node.port, options, clients);
 }
 
 /**
@@ -113,7 +92,7 @@ test('a client that comes back to the node its session is leaving waits for the 
     await elsewhere.catch(() => undefined);
     const pub = await open(n1, { clientId: 'leaving-pub' });
     await pub.c.publishAsync('leaving/t', 'after', { qos: 1 });
-    await receives(back, 'after');
+    await back.receives('after', 'a message published after the session came back');
     assert.ok(back.c.connected, 'still connected to its session');
   } finally {
     n3.proc.kill('SIGCONT');
